@@ -1,1 +1,13 @@
+//! rtm-host: a realtime message host. Socket.IO for browsers, presence kept correct
+//! across nodes through Redis, and application features as sandboxed WebAssembly
+//! plugins. `server::build` assembles a node from a `Config`; `main.rs` only runs it.
 
+pub mod app;
+pub mod backend;
+pub mod cluster;
+pub mod config;
+pub mod fanout;
+pub mod http;
+pub mod metrics;
+pub mod presence;
+pub mod server;

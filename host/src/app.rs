@@ -1,0 +1,109 @@
+//! The Socket.IO surface: which event goes where, and how each result becomes an ack.
+//! Handlers are generic over the adapter so one code path serves the single-node
+//! (local adapter) and multi-node (Redis adapter) builds.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+
+use crate::metrics::Metrics;
+use crate::presence::error::PresenceError;
+use crate::presence::{Outcome, Presence};
+
+/// Everything a connection handler needs, shared by every socket of the node.
+pub struct Ctx {
+    pub presence: Arc<Presence>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The presence operations, by event name.
+#[derive(Clone, Copy)]
+enum Op {
+    Join,
+    Heartbeat,
+    Leave,
+    Snapshot,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Join => "presence:join",
+            Op::Heartbeat => "presence:heartbeat",
+            Op::Leave => "presence:leave",
+            Op::Snapshot => "presence:snapshot",
+        }
+    }
+}
+
+/// Registers the handlers of one connected socket.
+pub fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
+    ctx.metrics.sockets.inc();
+    for op in [Op::Join, Op::Heartbeat, Op::Leave, Op::Snapshot] {
+        let ctx = ctx.clone();
+        socket.on(
+            op.name(),
+            move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| async move {
+                let started = Instant::now();
+                let sid = s.id.to_string();
+                // A missing or undecodable payload is treated as `null`: leave and
+                // heartbeat accept that, join and snapshot answer `invalid_payload`.
+                let payload = data.unwrap_or(Value::Null);
+                let p = &ctx.presence;
+                let result = match op {
+                    Op::Join => p.join(&sid, &payload).await,
+                    Op::Heartbeat => p.heartbeat(&sid, &payload).await,
+                    Op::Leave => p.leave(&sid, &payload).await,
+                    Op::Snapshot => p.snapshot(&payload).await,
+                };
+                respond(&ctx, op.name(), &sid, result, ack, started).await;
+            },
+        );
+    }
+    let fallback_ctx = ctx.clone();
+    socket.on_fallback(
+        move |s: SocketRef<A>, Event(event): Event, ack: AckSender<A>| async move {
+            let started = Instant::now();
+            tracing::debug!(sid = %s.id, event, "no handler for event");
+            let body = json!({ "ok": false, "error": { "code": "unknown_event", "message": format!("no plugin handles {event}") } });
+            let _ = ack.send(&body);
+            fallback_ctx.metrics.observe("custom", "unknown_event", started.elapsed());
+        },
+    );
+    socket.on_disconnect(move |s: SocketRef<A>| async move {
+        ctx.metrics.sockets.dec();
+        ctx.presence.disconnect(&s.id.to_string()).await;
+    });
+}
+
+/// Acks first (so its latency excludes the cross-node broadcast), then publishes events.
+async fn respond<A: Adapter>(
+    ctx: &Ctx,
+    op: &'static str,
+    sid: &str,
+    result: Result<Outcome, PresenceError>,
+    ack: AckSender<A>,
+    started: Instant,
+) {
+    match result {
+        Ok(outcome) => {
+            // Fails only when the client asked for no ack or already left: nothing to do.
+            let _ = ack.send(&outcome.ack);
+            ctx.metrics.observe(op, "ok", started.elapsed());
+            ctx.presence.publish(outcome.events).await;
+        }
+        Err(err) => {
+            let code = err.code();
+            if code == "unavailable" {
+                tracing::warn!(sid, op, error = %err, "presence backend unavailable");
+            } else {
+                tracing::debug!(sid, op, code, error = %err, "presence request refused");
+            }
+            let _ = ack.send(&err.to_ack());
+            ctx.metrics.observe(op, code, started.elapsed());
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Redis connections: one command pool shared by presence and plugin kv, and the
+//! subscriber the cluster adapter uses. Both fail fast (a bounded command timeout) while
+//! Redis is away and reconnect on their own when it returns.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::clients::{Pool, SubscriberClient};
+use fred::prelude::*;
+use fred::types::RespVersion;
+
+/// The Redis side of a node.
+#[derive(Clone)]
+pub struct RedisBackend {
+    pub pool: Pool,
+    builder: Builder,
+}
+
+impl RedisBackend {
+    /// Connects the command pool. Fails when Redis cannot be reached at start, so a
+    /// misconfigured `REDIS_URL` stops the process instead of serving `unavailable`.
+    pub async fn connect(url: &str, timeout: Duration, pool_size: usize) -> anyhow::Result<Self> {
+        let mut config = Config::from_url(url).context("parsing REDIS_URL")?;
+        // socketioxide-redis needs RESP3 and fred ignores the URL's protocol parameter.
+        config.version = RespVersion::RESP3;
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+                c.max_command_attempts = 2;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout;
+                // The default 32 drops pub/sub messages under load.
+                p.broadcast_channel_capacity = 16_384;
+            })
+            .set_policy(ReconnectPolicy::new_constant(0, 250));
+        let pool = builder
+            .build_pool(pool_size)
+            .context("building the Redis pool")?;
+        pool.init()
+            .await
+            .with_context(|| format!("connecting to Redis at {url}"))?;
+        Ok(Self { pool, builder })
+    }
+
+    /// A fresh subscriber client (not yet connected: the adapter's driver connects it).
+    pub fn subscriber(&self) -> anyhow::Result<SubscriberClient> {
+        self.builder
+            .build_subscriber_client()
+            .context("building the Redis subscriber")
+    }
+
+    /// True when Redis answers a PING within the command timeout.
+    pub async fn ping(&self) -> bool {
+        self.pool.next().ping::<String>(None).await.is_ok()
+    }
+}

@@ -1,0 +1,216 @@
+//! Host configuration: every setting is a CLI flag and an environment variable
+//! (the names users of the Node.js original already know), validated once at
+//! start so a bad value stops the process with a one-line message and exit code 2.
+
+use std::{net::IpAddr, time::Duration};
+
+use clap::{Parser, error::ContextKind, error::ContextValue};
+
+/// `rtm-host`: Socket.IO with native presence and WebAssembly plugins.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rtm-host", version, about, long_about = None)]
+pub struct Config {
+    /// HTTP port for Socket.IO, health and metrics (0 picks a free port).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Address to bind.
+    #[arg(long, env = "BIND_ADDR", default_value = "0.0.0.0")]
+    pub bind_addr: IpAddr,
+
+    /// Redis URL; when unset the host runs single-node on an embedded in-memory store.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Redis command timeout: a request fails with `unavailable` after this long when Redis is down.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub redis_timeout_ms: u64,
+
+    /// Connections in the Redis command pool.
+    #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub redis_pool_size: u64,
+
+    /// Registration lifetime without a heartbeat.
+    #[arg(long, env = "PRESENCE_TTL_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    pub presence_ttl_ms: u64,
+
+    /// How often every node's reaper looks for lapsed registrations.
+    #[arg(long, env = "PRESENCE_REAPER_INTERVAL_MS", default_value_t = 3_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub presence_reaper_interval_ms: u64,
+
+    /// Age of `lastSeen` after which a registration is stale even if its hash lingers (default 2 x TTL).
+    #[arg(long, env = "PRESENCE_REAPER_LOOKBACK_MS", value_parser = clap::value_parser!(u64).range(100..=172_800_000))]
+    pub presence_reaper_lookback_ms: Option<u64>,
+
+    /// Largest presence `state`, serialized as JSON, in bytes.
+    #[arg(long, env = "PRESENCE_MAX_STATE_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(2..=1_048_576))]
+    pub presence_max_state_bytes: u64,
+
+    /// Longest `roomId` / `userId`, in characters.
+    #[arg(long, env = "PRESENCE_MAX_ID_LEN", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub presence_max_id_len: u64,
+
+    /// Prefix of every presence key in Redis.
+    #[arg(long, env = "PRESENCE_PREFIX", default_value = "prs:", value_parser = parse_prefix)]
+    pub presence_prefix: String,
+
+    /// Keep a disconnected socket's registrations this long for a `resume` (0: remove at once).
+    #[arg(long, env = "PRESENCE_RESUME_GRACE_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub presence_resume_grace_ms: u64,
+
+    /// Engine.IO ping interval; with the timeout it bounds how fast a vanished client is noticed.
+    #[arg(long, env = "SOCKETIO_PING_INTERVAL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub socketio_ping_interval_ms: u64,
+
+    /// Engine.IO ping timeout.
+    #[arg(long, env = "SOCKETIO_PING_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub socketio_ping_timeout_ms: u64,
+
+    /// Largest Engine.IO packet accepted; larger ones close the transport, so keep it above every
+    /// application limit (those answer `payload_too_large` instead).
+    #[arg(long, env = "SOCKETIO_MAX_PAYLOAD_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
+    pub socketio_max_payload_bytes: u64,
+
+    /// This node's id in registrations and logs (random when unset).
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// How long a SIGTERM/SIGINT drain may take before the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub shutdown_timeout_ms: u64,
+
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "LOG_JSON", default_value_t = false)]
+    pub log_json: bool,
+}
+
+impl Config {
+    /// Parses the process arguments and environment; on a bad value prints one line naming
+    /// the setting and exits with code 2 (help and version print as usual).
+    pub fn from_env_and_args() -> Self {
+        match Self::try_parse() {
+            Ok(cfg) => match cfg.validate() {
+                Ok(()) => cfg,
+                Err(msg) => exit_invalid(&msg),
+            },
+            Err(err) => match err.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => err.exit(),
+                _ => exit_invalid(&one_line(&err)),
+            },
+        }
+    }
+
+    /// Cross-field checks clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(lookback) = self.presence_reaper_lookback_ms
+            && lookback < self.presence_ttl_ms
+        {
+            return Err(format!(
+                "invalid PRESENCE_REAPER_LOOKBACK_MS (--presence-reaper-lookback-ms): {lookback} is below PRESENCE_TTL_MS ({})",
+                self.presence_ttl_ms
+            ));
+        }
+        if let Some(id) = &self.node_id
+            && !crate::presence::ids::is_valid_id(id, 128)
+        {
+            return Err(format!(
+                "invalid NODE_ID (--node-id): {id:?} must be 1..128 chars of [A-Za-z0-9_.:@-]"
+            ));
+        }
+        if let Some(url) = &self.redis_url
+            && fred::prelude::Config::from_url(url).is_err()
+        {
+            return Err(format!("invalid REDIS_URL (--redis-url): {url:?} is not a Redis URL"));
+        }
+        Ok(())
+    }
+
+    pub fn presence_ttl(&self) -> Duration {
+        Duration::from_millis(self.presence_ttl_ms)
+    }
+
+    pub fn reaper_lookback(&self) -> Duration {
+        Duration::from_millis(
+            self.presence_reaper_lookback_ms
+                .unwrap_or(self.presence_ttl_ms.saturating_mul(2)),
+        )
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 64 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be 1..64 characters without whitespace".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// Renders a clap error as `invalid ENV (--flag): value: reason`.
+fn one_line(err: &clap::Error) -> String {
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let value = match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(s)) => format!("{s:?}"),
+        _ => String::new(),
+    };
+    let flag = arg.split_whitespace().next().unwrap_or("").to_owned();
+    let env = flag.trim_start_matches("--").replace('-', "_").to_uppercase();
+    let reason = err
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_owned();
+    if flag.is_empty() {
+        format!("invalid configuration: {reason}")
+    } else {
+        format!("invalid {env} ({flag}): {value}: {reason}")
+    }
+}
+
+fn exit_invalid(msg: &str) -> ! {
+    eprintln!("rtm-host: {msg}");
+    std::process::exit(2);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_original() {
+        let cfg = Config::try_parse_from(["rtm-host"]).expect("defaults parse");
+        assert_eq!(cfg.port, 3000);
+        assert_eq!(cfg.presence_ttl_ms, 30_000);
+        assert_eq!(cfg.presence_reaper_interval_ms, 3_000);
+        assert_eq!(cfg.reaper_lookback(), Duration::from_millis(60_000));
+        assert_eq!(cfg.presence_max_state_bytes, 4096);
+        assert_eq!(cfg.presence_prefix, "prs:");
+    }
+
+    #[test]
+    fn bad_value_names_the_setting_on_one_line() {
+        let err = Config::try_parse_from(["rtm-host", "--port", "abc"]).expect_err("bad port");
+        let line = one_line(&err);
+        assert!(line.starts_with("invalid PORT (--port): \"abc\""), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn lookback_below_ttl_is_refused() {
+        let cfg = Config::try_parse_from([
+            "rtm-host",
+            "--presence-ttl-ms",
+            "5000",
+            "--presence-reaper-lookback-ms",
+            "1000",
+        ])
+        .expect("parses");
+        let msg = cfg.validate().expect_err("refused");
+        assert!(msg.contains("PRESENCE_REAPER_LOOKBACK_MS"), "{msg}");
+    }
+}

@@ -1,0 +1,68 @@
+//! `presence:event`, the one message presence sends to rooms.
+
+use serde::Serialize;
+use serde_json::{Map, Value, value::RawValue};
+
+use super::clock::now_ms;
+use super::store::{Epoch, Reaped, Registration};
+
+/// The Socket.IO event name.
+pub const EVENT_NAME: &str = "presence:event";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Join,
+    Update,
+    Leave,
+    Expire,
+}
+
+/// `{ type, roomId, userId, connId, state?, ts, epoch? }`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceEvent {
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub room_id: String,
+    pub user_id: String,
+    pub conn_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<Map<String, Value>>,
+    pub ts: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
+}
+
+impl PresenceEvent {
+    /// An event about `reg`; `with_state` for join/update, where the state is the news.
+    pub fn of(kind: EventKind, reg: &Registration, with_state: bool) -> Self {
+        Self {
+            kind,
+            room_id: reg.room_id.clone(),
+            user_id: reg.user_id.clone(),
+            conn_id: reg.conn_id.clone(),
+            state: with_state.then(|| reg.state.clone()),
+            ts: now_ms(),
+            epoch: Some(reg.epoch),
+        }
+    }
+
+    /// The `expire` of a registration the reaper removed.
+    pub fn expired(r: Reaped) -> Self {
+        Self {
+            kind: EventKind::Expire,
+            room_id: r.room_id,
+            user_id: r.user_id,
+            conn_id: r.conn_id,
+            state: None,
+            ts: now_ms(),
+            epoch: r.epoch,
+        }
+    }
+
+    /// Serialized once for every socket it goes to.
+    pub fn to_raw(&self) -> Option<Box<RawValue>> {
+        serde_json::value::to_raw_value(self).ok()
+    }
+}

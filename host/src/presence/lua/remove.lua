@@ -1,0 +1,12 @@
+-- Remove a registration its owner holds (compare-and-delete). KEYS: conn hash, room set, seen zset.
+-- ARGV: owner, room, epoch ('' for any). Returns {0} when not removed, else {1, hash}.
+local cur = redis.call('HMGET', KEYS[1], 'owner', 'epoch', 'id', 'room', 'user')
+if not cur[2] or cur[1] ~= ARGV[1] or cur[4] ~= ARGV[2]
+  or (ARGV[3] ~= '' and tonumber(ARGV[3]) ~= tonumber(cur[2])) then
+  return {0}
+end
+local h = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], cur[3])
+redis.call('ZREM', KEYS[3], member(cur[3], cur[4], cur[5]))
+return {1, h}

@@ -1,0 +1,397 @@
+//! The Redis store for multi-node deployments. Each operation is one Lua script from
+//! `lua/`, loaded once at start and called by hash (reloaded on `NOSCRIPT`, e.g. after a
+//! Redis restart), so every multi-key change is atomic and costs one round trip.
+
+use async_trait::async_trait;
+use fred::clients::Pool;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use serde_json::{Map, Value as Json};
+
+use super::error::StoreError;
+use super::store::*;
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::from_lua(concat!(include_str!("lua/prelude.lua"), include_str!($file)))
+    };
+}
+
+/// One [`Script`] per atomic step.
+struct Scripts {
+    join: Script,
+    resume: Script,
+    heartbeat: Script,
+    patch: Script,
+    remove: Script,
+    snapshot: Script,
+    reap: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Self {
+            join: script!("lua/join.lua"),
+            resume: script!("lua/resume.lua"),
+            heartbeat: script!("lua/heartbeat.lua"),
+            patch: script!("lua/patch.lua"),
+            remove: script!("lua/remove.lua"),
+            snapshot: script!("lua/snapshot.lua"),
+            reap: script!("lua/reap.lua"),
+        }
+    }
+
+    fn all(&self) -> [&Script; 7] {
+        [
+            &self.join,
+            &self.resume,
+            &self.heartbeat,
+            &self.patch,
+            &self.remove,
+            &self.snapshot,
+            &self.reap,
+        ]
+    }
+}
+
+/// [`PresenceStore`] on Redis; the layout is in PROTOCOL.md and `lua/prelude.lua`.
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+    ttl_ms: String,
+    seen_key: String,
+    scripts: Scripts,
+}
+
+impl RedisStore {
+    /// Builds the store and loads its scripts (so the first request does not pay for it).
+    pub async fn new(pool: Pool, prefix: &str, ttl_ms: u64) -> Result<Self, StoreError> {
+        let store = Self {
+            seen_key: format!("{prefix}seen"),
+            prefix: prefix.to_owned(),
+            ttl_ms: ttl_ms.to_string(),
+            pool,
+            scripts: Scripts::new(),
+        };
+        for script in store.scripts.all() {
+            script.load(store.pool.next()).await.map_err(store_error)?;
+        }
+        Ok(store)
+    }
+
+    fn conn_key(&self, id: &str) -> String {
+        format!("{}conn:{id}", self.prefix)
+    }
+
+    fn room_key(&self, room: &str) -> String {
+        format!("{}room:{room}", self.prefix)
+    }
+
+    async fn call(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<Value, StoreError> {
+        script
+            .evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args)
+            .await
+            .map_err(store_error)
+    }
+}
+
+/// Timeouts, I/O and cancellation mean Redis is away; anything else is a reply we cannot use.
+fn store_error(e: Error) -> StoreError {
+    match e.kind() {
+        ErrorKind::Timeout | ErrorKind::IO | ErrorKind::Canceled | ErrorKind::Backpressure => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ if e.details().starts_with("LOADING") || e.details().contains("connection") => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Malformed(e.to_string()),
+    }
+}
+
+/// Encodes a state object as `s:<json key>` / `<json value>` hash field pairs.
+fn state_pairs(state: &Map<String, Json>, out: &mut Vec<String>) {
+    for (k, v) in state {
+        out.push(format!("s:{}", Json::String(k.clone())));
+        out.push(v.to_string());
+    }
+}
+
+fn malformed(what: &str) -> StoreError {
+    StoreError::Malformed(what.to_owned())
+}
+
+fn items(v: Value) -> Result<Vec<Value>, StoreError> {
+    match v {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(malformed("expected an array")),
+    }
+}
+
+fn int(v: &Value) -> Result<i64, StoreError> {
+    match v {
+        Value::Integer(i) => Ok(*i),
+        other => other
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| malformed("expected an integer")),
+    }
+}
+
+fn text(v: &Value) -> Result<String, StoreError> {
+    v.as_str()
+        .map(|s| s.into_owned())
+        .ok_or_else(|| malformed("expected a string"))
+}
+
+/// Parses an `HGETALL` reply into a registration.
+fn registration(v: Value) -> Result<Registration, StoreError> {
+    let flat = items(v)?;
+    let mut reg = Registration {
+        conn_id: String::new(),
+        room_id: String::new(),
+        user_id: String::new(),
+        state: Map::new(),
+        epoch: 0,
+        last_seen: 0,
+        owner: String::new(),
+        node: String::new(),
+    };
+    for pair in flat.chunks(2) {
+        let [field, value] = pair else {
+            return Err(malformed("odd hash reply"));
+        };
+        let field = text(field)?;
+        match field.as_str() {
+            "id" => reg.conn_id = text(value)?,
+            "room" => reg.room_id = text(value)?,
+            "user" => reg.user_id = text(value)?,
+            "owner" => reg.owner = text(value)?,
+            "node" => reg.node = text(value)?,
+            "epoch" => reg.epoch = u64::try_from(int(value)?).map_err(|_| malformed("epoch"))?,
+            "seen" => reg.last_seen = int(value)?,
+            f if f.starts_with("s:") => {
+                let key: String =
+                    serde_json::from_str(&f[2..]).map_err(|_| malformed("state key"))?;
+                let val: Json =
+                    serde_json::from_str(&text(value)?).map_err(|_| malformed("state value"))?;
+                reg.state.insert(key, val);
+            }
+            _ => {}
+        }
+    }
+    if reg.conn_id.is_empty() {
+        return Err(malformed("registration without id"));
+    }
+    Ok(reg)
+}
+
+fn snapshot(v: Value) -> Result<Vec<Registration>, StoreError> {
+    items(v)?.into_iter().map(registration).collect()
+}
+
+#[async_trait]
+impl PresenceStore for RedisStore {
+    async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError> {
+        let room_key = self.room_key(spec.room_id);
+        let keys = vec![self.conn_key(spec.conn_id), room_key, self.seen_key.clone()];
+        let mut args = vec![
+            self.prefix.clone(),
+            spec.conn_id.to_owned(),
+            spec.room_id.to_owned(),
+            spec.user_id.to_owned(),
+            spec.owner.to_owned(),
+            spec.node.to_owned(),
+            self.ttl_ms.clone(),
+            if spec.state.is_some() { "1" } else { "0" }.to_owned(),
+        ];
+        if let Some(state) = spec.state {
+            state_pairs(state, &mut args);
+        }
+        let mut reply = items(self.call(&self.scripts.join, keys, args).await?)?.into_iter();
+        let status = int(&reply.next().ok_or_else(|| malformed("join reply"))?)?;
+        if status < 0 {
+            return Ok(None);
+        }
+        let registration = registration(reply.next().ok_or_else(|| malformed("join hash"))?)?;
+        let snapshot = snapshot(reply.next().unwrap_or(Value::Null))?;
+        Ok(Some(Joined {
+            created: status == 1,
+            registration,
+            snapshot,
+        }))
+    }
+
+    async fn resume(&self, spec: ResumeSpec<'_>) -> Result<Option<Resumed>, StoreError> {
+        let keys = vec![
+            self.conn_key(spec.conn_id),
+            self.room_key(spec.room_id),
+            self.seen_key.clone(),
+        ];
+        let mut args = vec![
+            self.prefix.clone(),
+            spec.conn_id.to_owned(),
+            spec.room_id.to_owned(),
+            spec.user_id.to_owned(),
+            spec.epoch.to_string(),
+            spec.owner.to_owned(),
+            spec.node.to_owned(),
+            self.ttl_ms.clone(),
+            if spec.state.is_some() { "1" } else { "0" }.to_owned(),
+        ];
+        if let Some(state) = spec.state {
+            state_pairs(state, &mut args);
+        }
+        let mut reply = items(self.call(&self.scripts.resume, keys, args).await?)?.into_iter();
+        if int(&reply.next().ok_or_else(|| malformed("resume reply"))?)? != 1 {
+            return Ok(None);
+        }
+        let state_changed = int(&reply.next().ok_or_else(|| malformed("resume flag"))?)? == 1;
+        let registration = registration(reply.next().ok_or_else(|| malformed("resume hash"))?)?;
+        let snapshot = snapshot(reply.next().unwrap_or(Value::Null))?;
+        Ok(Some(Resumed {
+            registration,
+            state_changed,
+            snapshot,
+        }))
+    }
+
+    async fn heartbeat(&self, specs: &[TouchSpec<'_>]) -> Result<Vec<Touch>, StoreError> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::with_capacity(specs.len() + 1);
+        let mut args = Vec::with_capacity(specs.len() + 1);
+        keys.push(self.seen_key.clone());
+        args.push(self.ttl_ms.clone());
+        for s in specs {
+            keys.push(self.conn_key(s.conn_id));
+            args.push(s.owner.to_owned());
+        }
+        let reply = items(self.call(&self.scripts.heartbeat, keys, args).await?)?;
+        if reply.len() != specs.len() {
+            return Err(malformed("heartbeat reply length"));
+        }
+        reply
+            .iter()
+            .map(|v| {
+                let n = int(v)?;
+                Ok(match n {
+                    0 => Touch::Missing,
+                    n if n < 0 => Touch::Fenced(n.unsigned_abs()),
+                    n => Touch::Alive(n.unsigned_abs()),
+                })
+            })
+            .collect()
+    }
+
+    async fn patch(
+        &self,
+        touch: TouchSpec<'_>,
+        epoch: Option<Epoch>,
+        patch: &Map<String, Json>,
+        max_state_bytes: usize,
+    ) -> Result<Patched, StoreError> {
+        let keys = vec![self.conn_key(touch.conn_id), self.seen_key.clone()];
+        let mut args = vec![
+            touch.owner.to_owned(),
+            epoch.map(|e| e.to_string()).unwrap_or_default(),
+            self.ttl_ms.clone(),
+            max_state_bytes.to_string(),
+        ];
+        state_pairs(patch, &mut args);
+        let mut reply = items(self.call(&self.scripts.patch, keys, args).await?)?.into_iter();
+        let status = int(&reply.next().ok_or_else(|| malformed("patch reply"))?)?;
+        let detail = reply.next();
+        Ok(match status {
+            0 => Patched::Missing,
+            -1 => Patched::Stale(
+                u64::try_from(int(&detail.ok_or_else(|| malformed("patch epoch"))?)?)
+                    .unwrap_or(0),
+            ),
+            -2 => Patched::TooLarge(
+                usize::try_from(int(&detail.ok_or_else(|| malformed("patch size"))?)?)
+                    .unwrap_or(usize::MAX),
+            ),
+            _ => Patched::Done(registration(
+                detail.ok_or_else(|| malformed("patch hash"))?,
+            )?),
+        })
+    }
+
+    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError> {
+        let keys = vec![
+            self.conn_key(spec.conn_id),
+            self.room_key(spec.room_id),
+            self.seen_key.clone(),
+        ];
+        let args = vec![
+            spec.owner.to_owned(),
+            spec.room_id.to_owned(),
+            spec.epoch.map(|e| e.to_string()).unwrap_or_default(),
+        ];
+        let mut reply = items(self.call(&self.scripts.remove, keys, args).await?)?.into_iter();
+        if int(&reply.next().ok_or_else(|| malformed("remove reply"))?)? != 1 {
+            return Ok(None);
+        }
+        Ok(Some(registration(
+            reply.next().ok_or_else(|| malformed("remove hash"))?,
+        )?))
+    }
+
+    async fn snapshot(&self, room_id: &str) -> Result<Vec<Registration>, StoreError> {
+        let reply = self
+            .call(
+                &self.scripts.snapshot,
+                vec![self.room_key(room_id)],
+                vec![self.prefix.clone()],
+            )
+            .await?;
+        snapshot(reply)
+    }
+
+    async fn reap(&self, lookback_ms: u64, limit: usize) -> Result<Vec<Reaped>, StoreError> {
+        let args = vec![
+            self.prefix.clone(),
+            self.ttl_ms.clone(),
+            lookback_ms.to_string(),
+            limit.to_string(),
+        ];
+        let reply = self
+            .call(&self.scripts.reap, vec![self.seen_key.clone()], args)
+            .await?;
+        items(reply)?
+            .into_iter()
+            .map(|item| {
+                let mut f = items(item)?.into_iter();
+                let mut next = || f.next().ok_or_else(|| malformed("reap item"));
+                let conn_id = text(&next()?)?;
+                let room_id = text(&next()?)?;
+                let user_id = text(&next()?)?;
+                let epoch = u64::try_from(int(&next()?)?).unwrap_or(0);
+                let hash = next()?;
+                let state = if epoch == 0 {
+                    None
+                } else {
+                    Some(registration(hash)?.state)
+                };
+                Ok(Reaped {
+                    conn_id,
+                    room_id,
+                    user_id,
+                    epoch: (epoch > 0).then_some(epoch),
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    async fn ping(&self) -> bool {
+        self.pool.next().ping::<String>(None).await.is_ok()
+    }
+}

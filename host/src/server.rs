@@ -1,0 +1,202 @@
+//! A node: builds the store, the Socket.IO layer (local or Redis adapter), the reaper
+//! and the HTTP routes from a [`Config`], serves them, and drains on SIGTERM/SIGINT.
+
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_http::cors::CorsLayer;
+
+use crate::app::{self, Ctx};
+use crate::backend::RedisBackend;
+use crate::cluster::{self, ClusterAdapter};
+use crate::config::Config;
+use crate::http::{self, HttpState};
+use crate::metrics::Metrics;
+use crate::presence::memory::MemoryStore;
+use crate::presence::redis::RedisStore;
+use crate::presence::request::Limits;
+use crate::presence::store::PresenceStore;
+use crate::presence::{Presence, ids, reaper};
+
+type CloseFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// A built node, ready to serve.
+pub struct Node {
+    pub router: Router,
+    pub presence: Arc<Presence>,
+    pub node_id: String,
+    reaper: JoinHandle<()>,
+    close_sockets: CloseFn,
+}
+
+impl Node {
+    /// Graceful stop: remove this node's registrations (announcing `leave`), then close
+    /// every socket.
+    pub async fn drain(self) {
+        self.reaper.abort();
+        self.presence.shutdown().await;
+        (self.close_sockets)().await;
+    }
+}
+
+/// Builds a node from its configuration (connects to Redis when configured).
+pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
+    let metrics = Arc::new(Metrics::new());
+    let node_id = cfg
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("node-{}", &ids::new_conn_id()[..12]));
+    let builder = SocketIo::builder()
+        .ping_interval(Duration::from_millis(cfg.socketio_ping_interval_ms))
+        .ping_timeout(Duration::from_millis(cfg.socketio_ping_timeout_ms))
+        .max_payload(cfg.socketio_max_payload_bytes);
+    match &cfg.redis_url {
+        None => {
+            tracing::info!(node = %node_id, "presence store: memory (single node)");
+            let store = Arc::new(MemoryStore::new(cfg.presence_ttl_ms));
+            let (layer, io) = builder.build_layer();
+            let ctx = context(cfg, &io, store, metrics.clone(), &node_id);
+            let presence = ctx.presence.clone();
+            io.ns("/", move |s: SocketRef| async move { app::on_connect(s, ctx) });
+            Ok(assemble(cfg, io, layer, presence, None, metrics, node_id))
+        }
+        Some(url) => {
+            let timeout = Duration::from_millis(cfg.redis_timeout_ms);
+            let pool_size = usize::try_from(cfg.redis_pool_size).unwrap_or(4);
+            let redis = RedisBackend::connect(url, timeout, pool_size).await?;
+            tracing::info!(node = %node_id, "presence store: redis (multi node)");
+            let store = Arc::new(
+                RedisStore::new(redis.pool.clone(), &cfg.presence_prefix, cfg.presence_ttl_ms)
+                    .await
+                    .context("loading presence scripts")?,
+            );
+            let adapter = cluster::adapter(&redis, &cfg.presence_prefix, timeout.max(Duration::from_secs(2))).await?;
+            let (layer, io) = builder
+                .with_adapter::<ClusterAdapter<_>>(adapter)
+                .build_layer();
+            let ctx = context(cfg, &io, store, metrics.clone(), &node_id);
+            let presence = ctx.presence.clone();
+            io.ns("/", move |s: SocketRef<ClusterAdapter<_>>| async move {
+                app::on_connect(s, ctx)
+            })
+            .await
+            .context("subscribing the cluster adapter")?;
+            Ok(assemble(cfg, io, layer, presence, Some(redis), metrics, node_id))
+        }
+    }
+}
+
+fn context<A: Adapter>(
+    cfg: &Config,
+    io: &SocketIo<A>,
+    store: Arc<dyn PresenceStore>,
+    metrics: Arc<Metrics>,
+    node_id: &str,
+) -> Arc<Ctx> {
+    let limits = Limits {
+        max_id_len: usize::try_from(cfg.presence_max_id_len).unwrap_or(128),
+        max_state_bytes: usize::try_from(cfg.presence_max_state_bytes).unwrap_or(4096),
+    };
+    let presence = Arc::new(Presence::new(
+        store,
+        Arc::new(io.clone()),
+        limits,
+        node_id.to_owned(),
+        Duration::from_millis(cfg.presence_resume_grace_ms),
+    ));
+    Arc::new(Ctx { presence, metrics })
+}
+
+fn assemble<A: Adapter>(
+    cfg: &Config,
+    io: SocketIo<A>,
+    layer: socketioxide::layer::SocketIoLayer<A>,
+    presence: Arc<Presence>,
+    redis: Option<RedisBackend>,
+    metrics: Arc<Metrics>,
+    node_id: String,
+) -> Node {
+    let router = http::router(HttpState { redis, metrics })
+        .layer(layer)
+        .layer(CorsLayer::permissive());
+    let reaper = reaper::spawn(
+        presence.clone(),
+        Duration::from_millis(cfg.presence_reaper_interval_ms),
+        cfg.reaper_lookback(),
+    );
+    Node {
+        router,
+        presence,
+        node_id,
+        reaper,
+        close_sockets: Box::new(move || Box::pin(async move { io.close().await })),
+    }
+}
+
+/// Serves `node` on `listener` until SIGTERM/SIGINT, then drains within `timeout`.
+pub async fn serve(node: Node, listener: TcpListener, timeout: Duration) -> anyhow::Result<()> {
+    let router = node.router.clone();
+    let graceful = async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: draining");
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            tracing::warn!(?timeout, "drain did not finish in time; exiting");
+            std::process::exit(0);
+        });
+        node.drain().await;
+    };
+    axum::serve(listener, router)
+        .with_graceful_shutdown(graceful)
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Builds, binds and serves; prints `rtm-host listening on http://ADDR` once ready.
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let node = build(&cfg).await?;
+    let listener = TcpListener::bind((cfg.bind_addr, cfg.port))
+        .await
+        .with_context(|| format!("binding {}:{}", cfg.bind_addr, cfg.port))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%addr, node = %node.node_id, "serving");
+    let mut stdout = std::io::stdout();
+    // Scripts and tests wait for this line (PORT=0 picks a free port).
+    let _ = writeln!(stdout, "rtm-host listening on http://{addr}");
+    let _ = stdout.flush();
+    serve(node, listener, Duration::from_millis(cfg.shutdown_timeout_ms)).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,722 @@
+/**
+ * Presence end-to-end: every case of PROTOCOL.md "Presence", driven by the
+ * official socket.io-client against a spawned rtm-host.
+ *
+ * The whole matrix runs twice per store (in-memory and Redis) and per
+ * transport (WebSocket and HTTP long-polling), because the two stores are
+ * separate implementations of one contract and the two transports take
+ * different paths through Engine.IO (acks and broadcasts over polling are
+ * where Socket.IO servers usually break first).
+ *
+ * Every test uses fresh room and user ids, so tests sharing a host cannot
+ * see each other's events.
+ */
+
+import { describe, it, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Harness,
+  NO_PAYLOAD,
+  QUIET_MS,
+  httpStatus,
+  show,
+  sleep,
+  uid,
+  waitUntil,
+} from './support.mjs';
+
+const STORES = ['memory', 'redis'];
+const TRANSPORTS = ['websocket', 'polling'];
+
+/** Long TTL: nothing may expire by accident while a test runs without heartbeats. */
+const TTL_MS = 30_000;
+/** Resume grace of the "grace" host; long enough that a resume always lands inside it. */
+const GRACE_MS = 5_000;
+/** Per-test bound: generous, but a hang still fails instead of stalling the run. */
+const TEST_TIMEOUT = { timeout: 60_000 };
+
+const BASE_ENV = {
+  PRESENCE_TTL_MS: TTL_MS,
+  PRESENCE_REAPER_INTERVAL_MS: 500,
+  PRESENCE_REAPER_LOOKBACK_MS: TTL_MS,
+};
+
+/**
+ * After a client disconnects there is no event that tells us the host has
+ * processed it (with a grace period nothing is broadcast). A short pause
+ * makes "resume after reconnect" mean after, not racing the disconnect.
+ */
+const DISCONNECT_SETTLE_MS = 300;
+
+/** The snapshot entry for `connId`, asserting there is exactly one. */
+function member(snapshot, connId, context = '') {
+  const entries = snapshot.filter((m) => m.connId === connId);
+  assert.equal(entries.length, 1, `${context}: expected exactly one snapshot entry for ${connId}, got ${show(snapshot)}`);
+  return entries[0];
+}
+
+/** Asserts `connId` is absent from the snapshot. */
+function absent(snapshot, connId, context = '') {
+  assert.equal(
+    snapshot.some((m) => m.connId === connId),
+    false,
+    `${context}: ${connId} must not be in the snapshot, got ${show(snapshot)}`,
+  );
+}
+
+/** Asserts the documented shape of a `presence:event`. */
+function assertEventShape(event, { type, roomId, userId, connId }) {
+  assert.equal(event.type, type, `event type in ${show(event)}`);
+  assert.equal(event.roomId, roomId, `event roomId in ${show(event)}`);
+  assert.equal(event.userId, userId, `event userId in ${show(event)}`);
+  assert.equal(event.connId, connId, `event connId in ${show(event)}`);
+  assert.equal(typeof event.ts, 'number', `event ts must be a number in ${show(event)}`);
+  assert.ok(Math.abs(event.ts - Date.now()) < 60_000, `event ts must be a ms timestamp near now in ${show(event)}`);
+}
+
+/** Epoch from a heartbeat ack that may be per-room (`epoch`) or all-rooms (`epochs`). */
+function ackEpoch(ack, roomId) {
+  if (typeof ack.epoch === 'number') return ack.epoch;
+  return ack.epochs?.[roomId];
+}
+
+/** Events that would betray a resume: anything announcing the member left or arrived anew. */
+const churn = (connId) => (e) => e.connId === connId && ['join', 'leave', 'expire'].includes(e.type);
+
+for (const store of STORES) {
+  const redis = store === 'redis';
+
+  describe(`presence on the ${store} store`, () => {
+    /** Grace 0: disconnect removes at once. */
+    const plainH = new Harness();
+    /** PRESENCE_RESUME_GRACE_MS > 0: its own Redis, so the two hosts do not form a cluster. */
+    const graceH = new Harness();
+    let plain;
+    let grace;
+
+    before(async () => {
+      if (redis) await Promise.all([plainH.startRedis(), graceH.startRedis()]);
+      plain = await plainH.startHost(`${store}-plain`, { redis, env: BASE_ENV });
+      grace = await graceH.startHost(`${store}-grace`, {
+        redis,
+        env: { ...BASE_ENV, PRESENCE_RESUME_GRACE_MS: GRACE_MS },
+      });
+    });
+    after(async () => {
+      await Promise.all([plainH.stop(), graceH.stop()]);
+    });
+    afterEach(async () => {
+      await Promise.all([plainH.closeClients(), graceH.closeClients()]);
+    });
+
+    it(
+      'GET /healthz and /readyz answer 200',
+      TEST_TIMEOUT,
+      plainH.wrap(async () => {
+        assert.equal(await httpStatus(`${plain.url}/healthz`), 200);
+        assert.equal(await httpStatus(`${plain.url}/readyz`), 200);
+      }),
+    );
+
+    for (const transport of TRANSPORTS) {
+      describe(`over ${transport}`, () => {
+        const connectPlain = (label) => plainH.connect(plain, { transport, label });
+        const connectGrace = (label) => graceH.connect(grace, { transport, label });
+
+        it(
+          'join acks self { connId, epoch: 1 } and a snapshot including the caller, and the caller gets its own join event',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const state = { color: 'red', n: 1, nested: { x: [1, 2] } };
+            const ack = await a.join(room, user, { state });
+
+            assert.equal(typeof ack.self?.connId, 'string', `self.connId in ${show(ack)}`);
+            assert.ok(ack.self.connId.length > 0, 'connId must not be empty');
+            assert.equal(ack.self.epoch, 1, `a fresh join has epoch 1: ${show(ack)}`);
+            assert.ok(Array.isArray(ack.snapshot), `snapshot must be an array: ${show(ack)}`);
+            const me = member(ack.snapshot, ack.self.connId, 'join ack');
+            assert.equal(me.userId, user);
+            assert.deepEqual(me.state, state);
+            assert.equal(me.epoch, 1);
+            assert.equal(typeof me.lastSeen, 'number', `lastSeen in ${show(me)}`);
+            assert.ok(Math.abs(me.lastSeen - Date.now()) < 60_000, `lastSeen is a ms timestamp near now: ${me.lastSeen}`);
+
+            const own = await a.events.waitFor({ type: 'join', connId: ack.self.connId });
+            assertEventShape(own, { type: 'join', roomId: room, userId: user, connId: ack.self.connId });
+            assert.deepEqual(own.state, state, 'join event carries the state');
+            await a.events.assertCountAfterQuiet({ type: 'join', connId: ack.self.connId }, 1, QUIET_MS, 'own join once');
+
+            // Without `state` the member starts with an empty object.
+            const b = await connectPlain('B');
+            const bAck = await b.join(room, uid('user'));
+            assert.deepEqual(member(bAck.snapshot, bAck.self.connId, 'stateless join').state, {});
+          }),
+        );
+
+        it(
+          "a second member's join reaches the first as a join event, once, and both are in the snapshot",
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const a = await connectPlain('A');
+            const b = await connectPlain('B');
+            const aAck = await a.join(room, uid('userA'), { state: { role: 'host' } });
+            const bUser = uid('userB');
+            const bAck = await b.join(room, bUser, { state: { role: 'guest' } });
+
+            assert.notEqual(bAck.self.connId, aAck.self.connId, 'two registrations have two connIds');
+            assert.equal(bAck.snapshot.length, 2, `snapshot lists both members: ${show(bAck.snapshot)}`);
+            member(bAck.snapshot, aAck.self.connId, "B's join ack");
+            member(bAck.snapshot, bAck.self.connId, "B's join ack");
+
+            const seen = await a.events.waitFor({ type: 'join', connId: bAck.self.connId });
+            assertEventShape(seen, { type: 'join', roomId: room, userId: bUser, connId: bAck.self.connId });
+            assert.deepEqual(seen.state, { role: 'guest' });
+            if (seen.epoch !== undefined) assert.equal(seen.epoch, 1, 'join event epoch');
+            await a.events.assertCountAfterQuiet({ type: 'join', connId: bAck.self.connId }, 1, QUIET_MS, "B's join");
+          }),
+        );
+
+        it(
+          'heartbeat with roomId acks { ok, epoch }, refreshes lastSeen, keeps the epoch and broadcasts nothing',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            await o.join(room, uid('observer'));
+            const ack = await a.join(room, uid('user'));
+            const before = member(ack.snapshot, ack.self.connId, 'join').lastSeen;
+
+            await sleep(30); // lastSeen has millisecond resolution
+            const hb = await a.ok('presence:heartbeat', { roomId: room });
+            assert.equal(hb.epoch, 1, `heartbeat without patch keeps the epoch: ${show(hb)}`);
+
+            const now = member(await o.snapshot(room), ack.self.connId, 'after heartbeat');
+            assert.ok(now.lastSeen > before, `lastSeen must advance: ${before} -> ${now.lastSeen}`);
+            assert.equal(now.epoch, 1);
+            await o.events.assertCountAfterQuiet(
+              (e) => e.connId === ack.self.connId && e.type !== 'join',
+              0,
+              QUIET_MS,
+              'a plain heartbeat is not a change',
+            );
+          }),
+        );
+
+        it(
+          'heartbeat without roomId acks { ok, epochs } with the epoch of every room joined',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const [r1, r2] = [uid('room'), uid('room')];
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const j1 = await a.join(r1, user);
+            await a.join(r2, user);
+            await a.ok('presence:heartbeat', { roomId: r1, patchState: { x: 1 }, epoch: j1.self.epoch });
+
+            const hb = await a.ok('presence:heartbeat', {});
+            assert.deepEqual(hb.epochs, { [r1]: 2, [r2]: 1 }, `epochs per room: ${show(hb)}`);
+          }),
+        );
+
+        it(
+          'patchState with the current epoch shallow-merges, bumps the epoch and broadcasts one update',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            await o.join(room, uid('observer'));
+            const { self } = await a.join(room, user, { state: { keep: 'k', cursor: { x: 1, y: 1 } } });
+
+            const ack = await a.ok('presence:heartbeat', {
+              roomId: room,
+              patchState: { cursor: { x: 5 }, added: true },
+              epoch: self.epoch,
+            });
+            assert.equal(ack.epoch, self.epoch + 1, `patch bumps the epoch: ${show(ack)}`);
+
+            // Shallow: top-level keys replaced, untouched keys kept, nested objects not merged.
+            const merged = { keep: 'k', cursor: { x: 5 }, added: true };
+            const update = await o.events.waitFor({ type: 'update', connId: self.connId });
+            assertEventShape(update, { type: 'update', roomId: room, userId: user, connId: self.connId });
+            assert.deepEqual(update.state, merged, 'update carries the merged state');
+            if (update.epoch !== undefined) assert.equal(update.epoch, self.epoch + 1, 'update event epoch');
+            await a.events.waitFor({ type: 'update', connId: self.connId }); // the caller is in the room too
+
+            const m = member(await o.snapshot(room), self.connId, 'after patch');
+            assert.deepEqual(m.state, merged);
+            assert.equal(m.epoch, self.epoch + 1);
+            await o.events.assertCountAfterQuiet({ type: 'update', connId: self.connId }, 1, QUIET_MS, 'one update');
+          }),
+        );
+
+        it(
+          'patchState with an older epoch is refused with stale_epoch carrying the current epoch, and nothing changes',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            await o.join(room, uid('observer'));
+            const { self } = await a.join(room, uid('user'), { state: { v: 0 } });
+            await a.ok('presence:heartbeat', { roomId: room, patchState: { v: 1 }, epoch: self.epoch });
+            await o.events.waitFor({ type: 'update', connId: self.connId });
+
+            const stale = await a.fails(
+              'presence:heartbeat',
+              { roomId: room, patchState: { v: 99, extra: 'no' }, epoch: self.epoch },
+              'stale_epoch',
+            );
+            assert.equal(stale.epoch, self.epoch + 1, `stale_epoch ack carries the current epoch: ${show(stale)}`);
+
+            const m = member(await o.snapshot(room), self.connId, 'after refused patch');
+            assert.deepEqual(m.state, { v: 1 }, 'state unchanged');
+            assert.equal(m.epoch, self.epoch + 1, 'epoch unchanged');
+            await o.events.assertCountAfterQuiet({ type: 'update', connId: self.connId }, 1, QUIET_MS, 'no update for the refused patch');
+            await a.assertStillServing('after stale_epoch');
+          }),
+        );
+
+        it(
+          'patchState without roomId applies to the single registration of the socket',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            await o.join(room, uid('observer'));
+            const { self } = await a.join(room, uid('user'), { state: { a: 1 } });
+
+            const ack = await a.ok('presence:heartbeat', { patchState: { b: 2 }, epoch: self.epoch });
+            assert.equal(ackEpoch(ack, room), self.epoch + 1, `epoch bumped: ${show(ack)}`);
+            const update = await o.events.waitFor({ type: 'update', connId: self.connId });
+            assert.deepEqual(update.state, { a: 1, b: 2 });
+          }),
+        );
+
+        it(
+          'joining the same room again updates the state, keeps the connId, bumps the epoch and broadcasts update (not join)',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            await o.join(room, uid('observer'));
+            const first = await a.join(room, user, { state: { a: 1, b: 1 } });
+            await o.events.waitFor({ type: 'join', connId: first.self.connId });
+
+            const again = await a.join(room, user, { state: { a: 2, b: 2 } });
+            assert.equal(again.self.connId, first.self.connId, 'one registration per socket and room');
+            assert.equal(again.self.epoch, first.self.epoch + 1, 'epoch bumped');
+            const mine = again.snapshot.filter((m) => m.connId === first.self.connId);
+            assert.equal(mine.length, 1, `no duplicate registration: ${show(again.snapshot)}`);
+            assert.deepEqual(mine[0].state, { a: 2, b: 2 });
+
+            const update = await o.events.waitFor({ type: 'update', connId: first.self.connId });
+            assert.deepEqual(update.state, { a: 2, b: 2 });
+            await o.events.assertCountAfterQuiet({ type: 'join', connId: first.self.connId }, 1, QUIET_MS, 'no second join');
+          }),
+        );
+
+        it(
+          'leave of one room broadcasts leave there only, leaves the Socket.IO room and keeps the other registration',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const [r1, r2] = [uid('room'), uid('room')];
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            const o1 = await o.join(r1, uid('observer'));
+            await o.join(r2, uid('observer'));
+            const a1 = await a.join(r1, user);
+            const a2 = await a.join(r2, user);
+
+            const ack = await a.ok('presence:leave', { roomId: r1 });
+            assert.deepEqual(ack, { ok: true });
+            const leave = await o.events.waitFor({ type: 'leave', connId: a1.self.connId });
+            assertEventShape(leave, { type: 'leave', roomId: r1, userId: user, connId: a1.self.connId });
+
+            absent(await o.snapshot(r1), a1.self.connId, 'r1 after leave');
+            member(await o.snapshot(r2), a2.self.connId, 'r2 after leaving r1');
+            await a.fails('presence:heartbeat', { roomId: r1 }, 'not_joined');
+            await a.ok('presence:heartbeat', { roomId: r2 });
+
+            // A left the Socket.IO room r1: O's update there must not reach A.
+            await o.ok('presence:heartbeat', { roomId: r1, patchState: { ping: 1 }, epoch: o1.self.epoch });
+            await o.events.waitFor({ type: 'update', connId: o1.self.connId });
+            await a.events.assertCountAfterQuiet({ roomId: r1, type: 'update' }, 0, QUIET_MS, 'no r1 events after leaving r1');
+            await o.events.assertCountAfterQuiet({ type: 'leave', connId: a2.self.connId }, 0, 0, 'r2 registration kept');
+          }),
+        );
+
+        it(
+          'leave without roomId (no payload at all, or {}) removes every registration and broadcasts each leave',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const [r1, r2] = [uid('room'), uid('room')];
+            const o = await connectPlain('O');
+            await o.join(r1, uid('observer'));
+            await o.join(r2, uid('observer'));
+
+            for (const [label, payload] of [
+              ['no payload', NO_PAYLOAD],
+              ['{}', {}],
+            ]) {
+              const a = await connectPlain(`A(${label})`);
+              const user = uid('user');
+              const a1 = await a.join(r1, user);
+              const a2 = await a.join(r2, user);
+              const ack = await a.ok('presence:leave', payload);
+              assert.deepEqual(ack, { ok: true }, `leave all with ${label}`);
+              await o.events.waitFor({ type: 'leave', roomId: r1, connId: a1.self.connId });
+              await o.events.waitFor({ type: 'leave', roomId: r2, connId: a2.self.connId });
+              absent(await o.snapshot(r1), a1.self.connId, `r1 after leave all (${label})`);
+              absent(await o.snapshot(r2), a2.self.connId, `r2 after leave all (${label})`);
+              const hb = await a.ok('presence:heartbeat', {});
+              assert.deepEqual(hb.epochs, {}, `no registrations left (${label}): ${show(hb)}`);
+            }
+          }),
+        );
+
+        it(
+          'snapshot works without joining, lists the members, and does not subscribe the caller to the room',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const s = await connectPlain('S');
+            const { self } = await a.join(room, user, { state: { s: 'x' } });
+
+            const snap = await s.snapshot(room);
+            assert.equal(snap.length, 1, `only A is in the room: ${show(snap)}`);
+            const m = member(snap, self.connId, 'snapshot without join');
+            assert.equal(m.userId, user);
+            assert.deepEqual(m.state, { s: 'x' });
+            assert.equal(m.epoch, 1);
+            assert.equal(typeof m.lastSeen, 'number');
+
+            assert.deepEqual(await s.snapshot(uid('empty-room')), [], 'an unknown room has an empty snapshot');
+
+            await a.ok('presence:heartbeat', { roomId: room, patchState: { s: 'y' }, epoch: self.epoch });
+            await a.events.waitFor({ type: 'update', connId: self.connId });
+            await s.events.assertCountAfterQuiet(() => true, 0, QUIET_MS, 'a snapshot reader receives no room events');
+          }),
+        );
+
+        it(
+          'disconnect removes the registration and broadcasts leave',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            await o.join(room, uid('observer'));
+            const { self } = await a.join(room, user);
+
+            a.close();
+            const leave = await o.events.waitFor({ type: 'leave', connId: self.connId });
+            assertEventShape(leave, { type: 'leave', roomId: room, userId: user, connId: self.connId });
+            absent(await o.snapshot(room), self.connId, 'after disconnect');
+            await o.events.assertCountAfterQuiet(
+              (e) => e.connId === self.connId && ['leave', 'expire'].includes(e.type),
+              1,
+              QUIET_MS,
+              'one leave, no later expire',
+            );
+          }),
+        );
+
+        it(
+          'a request without an ack callback is still processed, and bad input without ack does not disconnect',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const user = uid('user');
+            const a = await connectPlain('A');
+            const o = await connectPlain('O');
+            await o.join(room, uid('observer'));
+
+            a.socket.emit('presence:join', { roomId: room, userId: user, state: { noAck: true } });
+            const join = await o.events.waitFor({ type: 'join', userId: user });
+            assert.deepEqual(join.state, { noAck: true });
+            const snap = await o.snapshot(room);
+            assert.ok(snap.some((m) => m.userId === user), `registered without ack: ${show(snap)}`);
+
+            a.socket.emit('presence:join', 'not an object');
+            a.socket.emit('presence:heartbeat', { roomId: 'a b' });
+            await a.assertStillServing('after bad input without ack');
+          }),
+        );
+
+        describe('resume', () => {
+          it(
+            'after a reconnect, resume keeps the connId, bumps the epoch and broadcasts no leave, join or update',
+            TEST_TIMEOUT,
+            graceH.wrap(async () => {
+              const room = uid('room');
+              const user = uid('user');
+              const o = await connectGrace('O');
+              await o.join(room, uid('observer'));
+              const a = await connectGrace('A');
+              const { self } = await a.join(room, user, { state: { s: 1 } });
+              await o.events.waitFor({ type: 'join', connId: self.connId });
+
+              a.close();
+              await sleep(DISCONNECT_SETTLE_MS);
+              assert.equal(o.events.count(churn(self.connId)), 1, 'within the grace nothing but the original join');
+              member(await o.snapshot(room), self.connId, 'held during the grace');
+
+              const a2 = await connectGrace('A2');
+              const ack = await a2.join(room, user, { state: { s: 1 }, resume: { connId: self.connId, epoch: self.epoch } });
+              assert.equal(ack.self.connId, self.connId, `resume returns the same connId: ${show(ack)}`);
+              assert.ok(ack.self.epoch > self.epoch, `resume bumps the epoch: ${self.epoch} -> ${ack.self.epoch}`);
+              const mine = member(ack.snapshot, self.connId, 'resume ack snapshot');
+              assert.equal(mine.userId, user);
+              assert.deepEqual(mine.state, { s: 1 });
+              assert.equal(mine.epoch, ack.self.epoch);
+
+              await o.events.assertCountAfterQuiet(churn(self.connId), 1, QUIET_MS, 'no leave/join pair on resume');
+              assert.equal(o.events.count({ type: 'update', connId: self.connId }), 0, 'state unchanged: no update');
+
+              // The registration now belongs to the new socket, which is in the room.
+              const hb = await a2.ok('presence:heartbeat', { roomId: room });
+              assert.equal(hb.epoch, ack.self.epoch);
+              await a2.ok('presence:heartbeat', { roomId: room, patchState: { s: 2 }, epoch: ack.self.epoch });
+              await o.events.waitFor({ type: 'update', connId: self.connId });
+              await a2.events.waitFor({ type: 'update', connId: self.connId });
+            }),
+          );
+
+          it(
+            'resume with a changed state broadcasts exactly one update and no leave/join',
+            TEST_TIMEOUT,
+            graceH.wrap(async () => {
+              const room = uid('room');
+              const user = uid('user');
+              const o = await connectGrace('O');
+              await o.join(room, uid('observer'));
+              const a = await connectGrace('A');
+              const { self } = await a.join(room, user, { state: { s: 1 } });
+              await o.events.waitFor({ type: 'join', connId: self.connId });
+              a.close();
+              await sleep(DISCONNECT_SETTLE_MS);
+
+              const a2 = await connectGrace('A2');
+              const ack = await a2.join(room, user, { state: { s: 2 }, resume: { connId: self.connId, epoch: self.epoch } });
+              assert.equal(ack.self.connId, self.connId);
+              const update = await o.events.waitFor({ type: 'update', connId: self.connId });
+              assertEventShape(update, { type: 'update', roomId: room, userId: user, connId: self.connId });
+              assert.deepEqual(update.state, { s: 2 });
+              await o.events.assertCountAfterQuiet({ type: 'update', connId: self.connId }, 1, QUIET_MS, 'one update');
+              assert.equal(o.events.count(churn(self.connId)), 1, 'only the original join');
+            }),
+          );
+
+          it(
+            'resume that does not match (wrong userId, stored epoch newer than sent, other room, unknown connId) is a fresh join and leaves the held registration intact',
+            TEST_TIMEOUT,
+            graceH.wrap(async () => {
+              const room = uid('room');
+              const otherRoom = uid('room');
+              const user = uid('user');
+              const o = await connectGrace('O');
+              await o.join(room, uid('observer'));
+              await o.join(otherRoom, uid('observer'));
+              const a = await connectGrace('A');
+              const joined = await a.join(room, user, { state: { orig: true } });
+              // Bump the stored epoch to 2 so that a resume sending epoch 1 is behind it.
+              const patched = await a.ok('presence:heartbeat', { roomId: room, patchState: { orig: true }, epoch: joined.self.epoch });
+              const self = { connId: joined.self.connId, epoch: patched.epoch };
+              assert.equal(self.epoch, 2);
+              await o.events.waitFor({ type: 'join', connId: self.connId });
+              a.close();
+              await sleep(DISCONNECT_SETTLE_MS);
+
+              const attempts = [
+                ['wrong userId', room, uid('intruder'), { connId: self.connId, epoch: self.epoch }],
+                ['stored epoch newer than the one sent', room, user, { connId: self.connId, epoch: self.epoch - 1 }],
+                ['other room', otherRoom, user, { connId: self.connId, epoch: self.epoch }],
+                ['unknown connId', room, user, { connId: uid('no-such-conn'), epoch: 1 }],
+              ];
+              for (const [label, roomId, userId, resume] of attempts) {
+                const c = await connectGrace(`C(${label})`);
+                const ack = await c.join(roomId, userId, { resume });
+                assert.notEqual(ack.self.connId, self.connId, `${label}: must not take the registration over`);
+                assert.equal(ack.self.epoch, 1, `${label}: a fresh join starts at epoch 1`);
+                const join = await o.events.waitFor({ type: 'join', connId: ack.self.connId });
+                assert.equal(join.userId, userId, `${label}: join event for the fresh registration`);
+                const held = member(await o.snapshot(room), self.connId, `${label}: original still held`);
+                assert.equal(held.userId, user, `${label}: original userId untouched`);
+                assert.deepEqual(held.state, { orig: true }, `${label}: original state untouched`);
+                assert.equal(held.epoch, self.epoch, `${label}: original epoch untouched`);
+              }
+
+              // The failed attempts did not spoil a correct resume.
+              const a2 = await connectGrace('A2');
+              const ok = await a2.join(room, user, { resume: { connId: self.connId, epoch: self.epoch } });
+              assert.equal(ok.self.connId, self.connId, 'the matching resume still succeeds');
+              await o.events.assertCountAfterQuiet(churn(self.connId), 1, QUIET_MS, 'no churn for the original');
+            }),
+          );
+
+          it(
+            'within the grace a resumed registration survives, while one never resumed expires after the grace',
+            TEST_TIMEOUT,
+            graceH.wrap(async () => {
+              const room = uid('room');
+              const [u1, u2] = [uid('user'), uid('user')];
+              const o = await connectGrace('O');
+              await o.join(room, uid('observer'));
+              const a1 = await connectGrace('A1');
+              const a2 = await connectGrace('A2');
+              const j1 = await a1.join(room, u1);
+              const j2 = await a2.join(room, u2);
+              await o.events.waitFor({ type: 'join', connId: j2.self.connId });
+
+              const t0 = Date.now();
+              a1.close();
+              a2.close();
+              await sleep(DISCONNECT_SETTLE_MS);
+              assert.equal(o.events.count(churn(j1.self.connId)) + o.events.count(churn(j2.self.connId)), 2, 'only the joins so far');
+              const held = await o.snapshot(room);
+              member(held, j1.self.connId, 'A1 held');
+              member(held, j2.self.connId, 'A2 held');
+
+              const back = await connectGrace('A1-back');
+              const r = await back.join(room, u1, { resume: { connId: j1.self.connId, epoch: j1.self.epoch } });
+              assert.equal(r.self.connId, j1.self.connId);
+
+              const expire = await o.events.waitFor({ type: 'expire', connId: j2.self.connId }, GRACE_MS + 5_000);
+              const elapsed = Date.now() - t0;
+              assertEventShape(expire, { type: 'expire', roomId: room, userId: u2, connId: j2.self.connId });
+              assert.ok(elapsed >= GRACE_MS - 250, `expired only after the grace (${GRACE_MS} ms), got ${elapsed} ms`);
+              assert.equal(o.events.count({ type: 'leave', connId: j2.self.connId }), 0, 'an abandoned registration expires, it does not leave');
+              absent(await o.snapshot(room), j2.self.connId, 'after expiry');
+
+              // A1's own grace timer has also run out by now; it must not touch the resumed registration.
+              const wait = t0 + GRACE_MS + 1_000 - Date.now();
+              await o.events.assertCountAfterQuiet(churn(j1.self.connId), 1, Math.max(wait, QUIET_MS), 'resumed one survives its old grace');
+              member(await o.snapshot(room), j1.self.connId, 'resumed after the grace');
+              await back.ok('presence:heartbeat', { roomId: room });
+            }),
+          );
+
+          it(
+            'resume by a second live socket fences the first: its patch gets stale_epoch and its disconnect removes nothing',
+            TEST_TIMEOUT,
+            plainH.wrap(async () => {
+              const room = uid('room');
+              const user = uid('user');
+              const o = await connectPlain('O');
+              await o.join(room, uid('observer'));
+              const a = await connectPlain('A');
+              const b = await connectPlain('B');
+              const { self } = await a.join(room, user, { state: { owner: 'A' } });
+              await o.events.waitFor({ type: 'join', connId: self.connId });
+
+              const taken = await b.join(room, user, { state: { owner: 'A' }, resume: { connId: self.connId, epoch: self.epoch } });
+              assert.equal(taken.self.connId, self.connId, 'B took the registration over');
+              assert.ok(taken.self.epoch > self.epoch, 'epoch bumped by the takeover');
+
+              const stale = await a.fails(
+                'presence:heartbeat',
+                { roomId: room, patchState: { owner: 'A-late' }, epoch: self.epoch },
+                'stale_epoch',
+              );
+              assert.equal(stale.epoch, taken.self.epoch, `stale_epoch carries the current epoch: ${show(stale)}`);
+              assert.deepEqual(member(await o.snapshot(room), self.connId, 'after fenced write').state, { owner: 'A' });
+
+              const bPatch = await b.ok('presence:heartbeat', { roomId: room, patchState: { owner: 'B' }, epoch: taken.self.epoch });
+              assert.equal(bPatch.epoch, taken.self.epoch + 1);
+
+              a.close();
+              await o.events.assertCountAfterQuiet(churn(self.connId), 1, QUIET_MS + DISCONNECT_SETTLE_MS, "A's disconnect must not remove B's registration");
+              assert.deepEqual(member(await o.snapshot(room), self.connId, 'after A left').state, { owner: 'B' });
+
+              b.close();
+              await o.events.waitFor({ type: 'leave', connId: self.connId });
+              await o.events.assertCountAfterQuiet({ type: 'leave', connId: self.connId }, 1, QUIET_MS, 'one leave when the owner goes');
+            }),
+          );
+        });
+      });
+    }
+
+    if (redis) {
+      describe('Redis layout', () => {
+        it(
+          'a registration is one prs:conn:<connId> hash with a TTL refreshed by heartbeats; leave and disconnect leave no trace',
+          TEST_TIMEOUT,
+          plainH.wrap(async () => {
+            const room = uid('room');
+            const user = uid('user');
+            const a = await plainH.connect(plain, { label: 'A' });
+            const { self } = await a.join(room, user, { state: { k: 'v' } });
+
+            const row = (await plainH.redis.dump()).find((r) => r.key === `prs:conn:${self.connId}`);
+            assert.ok(row, `prs:conn:${self.connId} must exist: ${show(await plainH.redis.scan())}`);
+            assert.equal(row.type, 'hash');
+            assert.ok(row.pttl > 0 && row.pttl <= TTL_MS, `hash has a TTL within PRESENCE_TTL_MS: ${row.pttl}`);
+            assert.equal(row.value.roomId, room);
+            assert.equal(row.value.userId, user);
+
+            await sleep(600);
+            const before = Number(await plainH.redis.cli('PTTL', `prs:conn:${self.connId}`));
+            await a.ok('presence:heartbeat', { roomId: room });
+            const afterHb = Number(await plainH.redis.cli('PTTL', `prs:conn:${self.connId}`));
+            assert.ok(afterHb > before, `heartbeat refreshes the TTL: ${before} -> ${afterHb}`);
+
+            await a.ok('presence:leave', { roomId: room });
+            await plainH.redis.assertNoTrace([self.connId, room, user], 'prs:*', 'after leave');
+
+            const b = await plainH.connect(plain, { label: 'B' });
+            const room2 = uid('room');
+            const bAck = await b.join(room2, user);
+            b.close();
+            await waitUntil(async () => !(await plainH.redis.scan(`prs:conn:${bAck.self.connId}`)).length, {
+              what: 'the registration to be deleted after disconnect',
+            });
+            await plainH.redis.assertNoTrace([bAck.self.connId, room2], 'prs:*', 'after disconnect');
+          }),
+        );
+
+        describe('with PRESENCE_PREFIX', () => {
+          const h = new Harness();
+          let host;
+          before(async () => {
+            await h.startRedis();
+            host = await h.startHost('prefixed', { redis: true, env: { ...BASE_ENV, PRESENCE_PREFIX: 'rtmtest:' } });
+          });
+          after(() => h.stop());
+
+          it(
+            'every key lives under the configured prefix',
+            TEST_TIMEOUT,
+            h.wrap(async () => {
+              const a = await h.connect(host, { label: 'A' });
+              const room = uid('room');
+              const { self } = await a.join(room, uid('user'));
+              const keys = await h.redis.scan('rtmtest:*');
+              assert.ok(keys.includes(`rtmtest:conn:${self.connId}`), `rtmtest:conn:<connId> exists: ${show(keys)}`);
+              assert.deepEqual(await h.redis.scan('prs:*'), [], 'nothing under the default prefix');
+              assert.deepEqual(
+                (await h.redis.scan('*')).filter((k) => !k.startsWith('rtmtest:')),
+                [],
+                'no key outside the prefix',
+              );
+            }),
+          );
+        });
+      });
+    }
+  });
+}

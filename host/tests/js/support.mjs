@@ -1,0 +1,811 @@
+/**
+ * Test support for the rtm-host end-to-end suite.
+ *
+ * Everything here exists so the test files can read like the protocol
+ * (PROTOCOL.md) instead of like process plumbing:
+ *
+ * - {@link RedisServer}: a private `redis-server` on a free port, which can
+ *   be SIGKILLed and restarted on the same port (the cluster tests need the
+ *   hosts to find "their" Redis again at the same address).
+ * - {@link HostNode}: one spawned `rtm-host` process; waits for its
+ *   "listening" line, keeps its stderr so a failing test can show it.
+ * - {@link Client}: an official `socket.io-client` socket plus a log of the
+ *   `presence:event`s it received, with small request helpers.
+ * - {@link Harness}: owns all of the above for one `describe` block and
+ *   tears everything down in `after`, even when a test failed.
+ *
+ * Timeouts are generous (the suite shares a 2-core machine with Rust
+ * builds) but always bounded; waits poll a condition instead of sleeping,
+ * except where a test must prove that something does NOT happen, where a
+ * short quiet window is the only honest way.
+ */
+
+import { spawn, execFile } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
+
+export { sleep };
+
+const execFileAsync = promisify(execFile);
+
+/** Repository root: this file lives in `<repo>/host/tests/js/`. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** The host binary under test (`RTM_HOST_BIN` overrides the debug build). */
+export const HOST_BIN = process.env.RTM_HOST_BIN ?? resolve(REPO_ROOT, 'target', 'debug', 'rtm-host');
+
+/** Default per-request ack timeout; far above any healthy round trip. */
+export const ACK_TIMEOUT_MS = 5_000;
+
+/** How long to wait for an expected event before failing. */
+export const EVENT_TIMEOUT_MS = 5_000;
+
+/**
+ * Quiet window used to prove a negative ("no duplicate arrived", "no leave
+ * was broadcast"). Long enough for a cross-node round trip through Redis
+ * pub/sub on a loaded machine, short enough to keep the suite quick.
+ */
+export const QUIET_MS = 600;
+
+/** Sentinel for {@link emitAck}: emit the event with no payload argument at all. */
+export const NO_PAYLOAD = Symbol('no payload');
+
+/** Environment variables that configure the host; never inherited from the caller's shell. */
+const HOST_ENV_KEYS = [
+  'PORT',
+  'BIND_ADDR',
+  'REDIS_URL',
+  'NODE_ID',
+  'PRESENCE_TTL_MS',
+  'PRESENCE_REAPER_INTERVAL_MS',
+  'PRESENCE_REAPER_LOOKBACK_MS',
+  'PRESENCE_MAX_STATE_BYTES',
+  'PRESENCE_PREFIX',
+  'PRESENCE_RESUME_GRACE_MS',
+  'PLUGINS_DIR',
+];
+
+/** Every child process we spawned, so a crashing runner still reaps them. */
+const liveChildren = new Set();
+process.on('exit', () => {
+  for (const child of liveChildren) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------
+// small utilities
+// ---------------------------------------------------------------------------
+
+let uidCounter = 0;
+
+/**
+ * A unique id in the protocol's charset `[A-Za-z0-9_.:@-]`, so rooms and
+ * users of different tests never meet even when they share a host.
+ */
+export function uid(prefix = 'id') {
+  uidCounter += 1;
+  return `${prefix}-${uidCounter}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Asks the kernel for a free TCP port on 127.0.0.1 (used for redis-server). */
+export async function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/**
+ * Polls `check` until it returns a truthy value (which is returned) or the
+ * deadline passes (then throws, naming `what` and the last error seen).
+ */
+export async function waitUntil(check, { timeoutMs = EVENT_TIMEOUT_MS, intervalMs = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const reason = lastError ? `; last error: ${lastError.message}` : '';
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${reason}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+/** HTTP status of `GET url`, bounded so a wedged host fails the test instead of hanging it. */
+export async function httpStatus(url, timeoutMs = 3_000) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Compact JSON for assertion messages. */
+export function show(value) {
+  if (value === undefined) return 'undefined';
+  const text = JSON.stringify(value);
+  return text.length > 600 ? `${text.slice(0, 600)}…` : text;
+}
+
+// ---------------------------------------------------------------------------
+// ack assertions
+// ---------------------------------------------------------------------------
+
+/** Asserts a success ack `{ ok: true, ... }` and returns it. */
+export function assertOk(ack, context = 'request') {
+  assert.equal(typeof ack, 'object', `${context}: ack must be an object, got ${show(ack)}`);
+  assert.notEqual(ack, null, `${context}: ack must not be null`);
+  assert.equal(ack.ok, true, `${context}: expected { ok: true }, got ${show(ack)}`);
+  return ack;
+}
+
+/**
+ * Asserts the protocol's error shape `{ ok: false, error: { code, message } }`
+ * with the given stable code, and returns the ack.
+ */
+export function assertError(ack, code, context = 'request') {
+  assert.equal(typeof ack, 'object', `${context}: ack must be an object, got ${show(ack)}`);
+  assert.notEqual(ack, null, `${context}: ack must not be null`);
+  assert.equal(ack.ok, false, `${context}: expected { ok: false } with ${code}, got ${show(ack)}`);
+  assert.equal(typeof ack.error, 'object', `${context}: error must be an object, got ${show(ack)}`);
+  assert.equal(ack.error?.code, code, `${context}: expected error code ${code}, got ${show(ack)}`);
+  assert.equal(typeof ack.error.message, 'string', `${context}: error.message must be a string, got ${show(ack)}`);
+  return ack;
+}
+
+// ---------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------
+
+/**
+ * Lua that reads every key matching a pattern with its type, PTTL and
+ * content in one round trip, so tests can assert on the whole layout
+ * (including index entries) without knowing index key names.
+ */
+const DUMP_SCRIPT = `
+local out = {}
+local cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], 'COUNT', 1000)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    local t = redis.call('TYPE', k)['ok']
+    local v = nil
+    if t == 'string' then v = { redis.call('GET', k) }
+    elseif t == 'hash' then v = redis.call('HGETALL', k)
+    elseif t == 'set' then v = redis.call('SMEMBERS', k)
+    elseif t == 'zset' then v = redis.call('ZRANGE', k, 0, -1, 'WITHSCORES')
+    elseif t == 'list' then v = redis.call('LRANGE', k, 0, -1)
+    elseif t ~= 'none' then v = {}
+    end
+    if v ~= nil then table.insert(out, { k, t, redis.call('PTTL', k), v }) end
+  end
+until cursor == '0'
+return cjson.encode(out)
+`;
+
+/** A private redis-server for one test file (or one describe block). */
+export class RedisServer {
+  /** @param {number} port */
+  constructor(port) {
+    this.port = port;
+    this.url = `redis://127.0.0.1:${port}`;
+    this.proc = null;
+    this.output = '';
+  }
+
+  /** Starts redis-server on a free port and waits until it answers PING. */
+  static async start() {
+    const server = new RedisServer(await freePort());
+    await server.#spawn();
+    return server;
+  }
+
+  async #spawn() {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    liveChildren.add(child);
+    this.proc = child;
+    const exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })));
+    child.exited = exited;
+    exited.then(() => liveChildren.delete(child));
+    const keep = (chunk) => {
+      this.output = (this.output + chunk.toString()).slice(-16_384);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('error', (err) => {
+      this.output += `\nspawn error: ${err.message}`;
+    });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`redis-server on port ${this.port} exited early:\n${this.output}`);
+      }
+      try {
+        if ((await this.cli('PING')) === 'PONG') return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`redis-server on port ${this.port} did not answer PING within 10 s:\n${this.output}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  /** True while the redis-server process runs. */
+  get running() {
+    return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  /** SIGKILLs the server (an outage, not a shutdown: no save, no goodbye). */
+  async kill9() {
+    if (!this.running) return;
+    const child = this.proc;
+    child.kill('SIGKILL');
+    await child.exited;
+  }
+
+  /** Starts a fresh (empty) server on the same port after {@link kill9}. */
+  async restart() {
+    await this.kill9();
+    // The port is normally free at once (redis uses SO_REUSEADDR); retry
+    // briefly in case the kernel has not released it yet.
+    await waitUntil(
+      async () => {
+        await this.#spawn();
+        return true;
+      },
+      { timeoutMs: 10_000, intervalMs: 200, what: `redis-server to restart on port ${this.port}` },
+    );
+  }
+
+  /** Stops the server for good (cleanup). */
+  async stop() {
+    await this.kill9();
+  }
+
+  /** Runs `redis-cli -p <port> --raw ...args` and returns trimmed stdout. */
+  async cli(...args) {
+    const { stdout } = await execFileAsync('redis-cli', ['-p', String(this.port), '--raw', ...args], {
+      timeout: 5_000,
+    });
+    return stdout.trim();
+  }
+
+  /** Key names matching `pattern` (via `redis-cli --scan`), sorted. */
+  async scan(pattern = 'prs:*') {
+    const { stdout } = await execFileAsync(
+      'redis-cli',
+      ['-p', String(this.port), '--scan', '--pattern', pattern],
+      { timeout: 5_000 },
+    );
+    return stdout
+      .split('\n')
+      .map((line) => line.trim())
+      .filter(Boolean)
+      .sort();
+  }
+
+  /**
+   * Every key matching `pattern` with its content:
+   * `[{ key, type, pttl, value }]`, where a hash's value is an object, a
+   * zset's an array of `[member, score]`, other types an array of strings.
+   */
+  async dump(pattern = 'prs:*') {
+    const raw = await this.cli('EVAL', DUMP_SCRIPT, '0', pattern);
+    const parsed = JSON.parse(raw);
+    const rows = Array.isArray(parsed) ? parsed : [];
+    return rows
+      .map(([key, type, pttl, value]) => {
+        const flat = Array.isArray(value) ? value : [];
+        let content = flat;
+        if (type === 'hash') {
+          content = {};
+          for (let i = 0; i < flat.length; i += 2) content[flat[i]] = flat[i + 1];
+        } else if (type === 'zset') {
+          content = [];
+          for (let i = 0; i < flat.length; i += 2) content.push([flat[i], Number(flat[i + 1])]);
+        }
+        return { key, type, pttl, value: content };
+      })
+      .sort((a, b) => (a.key < b.key ? -1 : 1));
+  }
+
+  /**
+   * Asserts that no key name and no stored value under `pattern` mentions
+   * any of `needles` (room ids, user ids, conn ids): a refused or removed
+   * registration must leave no trace, not even a dangling index entry.
+   */
+  async assertNoTrace(needles, pattern = 'prs:*', context = '') {
+    const dump = await this.dump(pattern);
+    for (const needle of needles) {
+      const hits = dump.filter((row) => row.key.includes(needle) || JSON.stringify(row.value).includes(needle));
+      assert.deepEqual(
+        hits,
+        [],
+        `${context}: expected no Redis key or value under ${pattern} to mention ${show(needle)}, found ${show(hits)}`,
+      );
+    }
+  }
+
+  /** Tail of redis-server's own output, for failure reports. */
+  diagnostics() {
+    return `--- redis-server :${this.port} (${this.running ? "running" : "stopped"}) ---\n${this.output.trim().split("\n").slice(-8).join("\n")}`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// host nodes
+// ---------------------------------------------------------------------------
+
+/** Fails loudly (never skips) when the host binary has not been built. */
+export function assertHostBinary() {
+  try {
+    accessSync(HOST_BIN, fsConstants.X_OK);
+  } catch {
+    throw new Error(
+      `rtm-host binary not found or not executable at ${HOST_BIN}. ` +
+        "Build it first (cargo build -p rtm-host) or point RTM_HOST_BIN at it.",
+    );
+  }
+}
+
+const LISTENING_RE = /^rtm-host listening on (http:\/\/127\.0\.0\.1:(\d+))\s*$/m;
+
+/** One spawned `rtm-host` process. */
+export class HostNode {
+  constructor(name, child) {
+    this.name = name;
+    this.proc = child;
+    this.url = null;
+    this.port = null;
+    this.stdout = '';
+    /** Full stderr (logs) is kept, capped, so a failure can show what the host saw. */
+    this.stderr = '';
+    /** Offset into {@link stderr} at which the current test started. */
+    this.mark = 0;
+    this.exit = null;
+    this.exited = new Promise((res) =>
+      child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        liveChildren.delete(child);
+        res(this.exit);
+      }),
+    );
+  }
+
+  /**
+   * Spawns a host. `env` holds the host config (PORT, REDIS_URL,
+   * PRESENCE_*...); anything the caller's shell had for those keys is
+   * dropped so a stray REDIS_URL cannot turn a memory test into a Redis one.
+   */
+  static async start({ name = 'host', env = {}, readyTimeoutMs = 30_000 } = {}) {
+    assertHostBinary();
+    const base = { ...process.env };
+    for (const key of HOST_ENV_KEYS) delete base[key];
+    const childEnv = {
+      ...base,
+      PORT: '0',
+      BIND_ADDR: '127.0.0.1',
+      RUST_LOG: process.env.RUST_LOG ?? 'info',
+      NO_COLOR: '1',
+      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
+    };
+    const child = spawn(HOST_BIN, [], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    liveChildren.add(child);
+    const node = new HostNode(name, child);
+    node.env = env;
+
+    const ready = new Promise((res, rej) => {
+      child.stdout.on('data', (chunk) => {
+        node.stdout += chunk.toString();
+        const m = LISTENING_RE.exec(node.stdout);
+        if (m && !node.url) {
+          node.url = m[1];
+          node.port = Number(m[2]);
+          res();
+        }
+      });
+      child.once('error', (err) => rej(new Error(`${name}: cannot spawn ${HOST_BIN}: ${err.message}`)));
+      node.exited.then(({ code, signal }) =>
+        rej(new Error(`${name}: rtm-host exited before it was ready (code ${code}, signal ${signal})\n${node.logTail()}`)),
+      );
+    });
+    child.stderr.on('data', (chunk) => {
+      node.stderr += chunk.toString();
+      if (node.stderr.length > 4_000_000) {
+        const cut = node.stderr.length - 2_000_000;
+        node.stderr = node.stderr.slice(cut);
+        node.mark = Math.max(0, node.mark - cut);
+      }
+    });
+
+    let timer;
+    const timeout = new Promise((_, rej) => {
+      timer = setTimeout(
+        () => rej(new Error(`${name}: no "rtm-host listening on ..." line within ${readyTimeoutMs} ms\n${node.logTail()}`)),
+        readyTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([ready, timeout]);
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    return node;
+  }
+
+  /** True while the process runs. */
+  get running() {
+    return this.exit === null;
+  }
+
+  /** Sends a signal (SIGTERM for a graceful stop, SIGKILL for a crash). */
+  signal(sig) {
+    if (this.running) this.proc.kill(sig);
+  }
+
+  /** Waits for the process to exit; throws after `timeoutMs`. */
+  async waitExit(timeoutMs = 5_000) {
+    let timer;
+    const timeout = new Promise((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`${this.name}: still running ${timeoutMs} ms after the signal`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exited, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Cleanup: SIGTERM, then SIGKILL if it does not exit promptly. */
+  async stop() {
+    if (!this.running) return;
+    this.signal('SIGTERM');
+    try {
+      await this.waitExit(3_000);
+    } catch {
+      this.signal('SIGKILL');
+      await this.exited;
+    }
+  }
+
+  /** The last `maxLines` lines of stderr since `from` (default: all kept). */
+  logTail(from = 0, maxLines = 200) {
+    const lines = this.stderr.slice(from).split('\n');
+    const tail = lines.slice(-maxLines).join('\n');
+    const dropped = lines.length > maxLines ? `[${lines.length - maxLines} earlier lines omitted]\n` : '';
+    return dropped + tail;
+  }
+
+  /** Logs since the current test started, plus exit status. */
+  diagnostics() {
+    const status = this.running ? 'running' : `exited code=${this.exit.code} signal=${this.exit.signal}`;
+    return `--- ${this.name} ${this.url ?? '(not ready)'} (${status}) stderr since test start ---\n${this.logTail(this.mark)}`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// clients
+// ---------------------------------------------------------------------------
+
+/**
+ * Emits `event` and resolves with the first ack argument, failing after
+ * `timeoutMs` (a host that never acks is a bug, not a hang).
+ * Pass {@link NO_PAYLOAD} to emit the event without any argument.
+ */
+export async function emitAck(socket, event, payload, timeoutMs = ACK_TIMEOUT_MS) {
+  const args = payload === NO_PAYLOAD ? [] : [payload];
+  try {
+    return await socket.timeout(timeoutMs).emitWithAck(event, ...args);
+  } catch (err) {
+    throw new Error(`no ack for ${event} ${payload === NO_PAYLOAD ? '(no payload)' : show(payload)} within ${timeoutMs} ms (${err.message})`);
+  }
+}
+
+/** Builds a predicate matching events whose fields equal those of `fields`. */
+export function matching(fields) {
+  return (event) => Object.entries(fields).every(([k, v]) => event?.[k] === v);
+}
+
+/**
+ * Every `presence:event` a socket received, in order, with waiting helpers.
+ * Attached at connect time so no event can slip past between an ack and
+ * the test starting to listen.
+ */
+export class EventLog {
+  constructor(socket, label, eventName = 'presence:event') {
+    this.label = label;
+    this.events = [];
+    this.waiters = new Set();
+    socket.on(eventName, (event) => {
+      this.events.push(event);
+      for (const waiter of this.waiters) waiter();
+    });
+  }
+
+  /** Events matching `pred` (a predicate or a fields object). */
+  filter(pred) {
+    const p = typeof pred === 'function' ? pred : matching(pred);
+    return this.events.filter(p);
+  }
+
+  count(pred) {
+    return this.filter(pred).length;
+  }
+
+  /** Resolves with the first event matching `pred`, received before or after the call. */
+  async waitFor(pred, timeoutMs = EVENT_TIMEOUT_MS) {
+    const [event] = await this.waitForCount(pred, 1, timeoutMs);
+    return event;
+  }
+
+  /** Resolves once at least `n` events match `pred`; returns the matches. */
+  async waitForCount(pred, n, timeoutMs = EVENT_TIMEOUT_MS) {
+    const p = typeof pred === 'function' ? pred : matching(pred);
+    const found = () => this.events.filter(p);
+    if (found().length >= n) return found();
+    return new Promise((res, rej) => {
+      const waiter = () => {
+        if (found().length >= n) {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          res(found());
+        }
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(waiter);
+        const want = typeof pred === 'function' ? 'a matching event' : show(pred);
+        rej(
+          new Error(
+            `${this.label}: expected ${n} presence:event(s) matching ${want} within ${timeoutMs} ms, ` +
+              `got ${found().length}; all events received: ${show(this.events)}`,
+          ),
+        );
+      }, timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+
+  /**
+   * Waits `quietMs` and asserts that exactly `n` events match `pred`: the
+   * way to prove "exactly once" (no late duplicate) or "never" (n = 0).
+   */
+  async assertCountAfterQuiet(pred, n, quietMs = QUIET_MS, context = '') {
+    await sleep(quietMs);
+    const p = typeof pred === 'function' ? pred : matching(pred);
+    const hits = this.events.filter(p);
+    assert.equal(
+      hits.length,
+      n,
+      `${this.label}${context ? ` (${context})` : ''}: expected exactly ${n} event(s) matching ` +
+        `${typeof pred === 'function' ? 'predicate' : show(pred)}, got ${hits.length}: ${show(hits)}`,
+    );
+    return hits;
+  }
+}
+
+/** A connected `socket.io-client` socket with presence helpers. */
+export class Client {
+  constructor(socket, label, transport) {
+    this.socket = socket;
+    this.label = label;
+    this.transport = transport;
+    this.events = new EventLog(socket, label);
+  }
+
+  get connected() {
+    return this.socket.connected;
+  }
+
+  /** Raw request: resolves with the ack, whatever it is. */
+  request(event, payload = NO_PAYLOAD, timeoutMs = ACK_TIMEOUT_MS) {
+    return emitAck(this.socket, event, payload, timeoutMs);
+  }
+
+  /** Request that must succeed; returns the ack. */
+  async ok(event, payload = NO_PAYLOAD, timeoutMs = ACK_TIMEOUT_MS) {
+    return assertOk(await this.request(event, payload, timeoutMs), `${this.label} ${event} ${show(payload === NO_PAYLOAD ? '(none)' : payload)}`);
+  }
+
+  /** Request that must fail with `code`; returns the ack. */
+  async fails(event, payload, code, timeoutMs = ACK_TIMEOUT_MS) {
+    return assertError(
+      await this.request(event, payload, timeoutMs),
+      code,
+      `${this.label} ${event} ${show(payload === NO_PAYLOAD ? '(none)' : payload)}`,
+    );
+  }
+
+  /** `presence:join` that must succeed. */
+  join(roomId, userId, extra = {}) {
+    return this.ok('presence:join', { roomId, userId, ...extra });
+  }
+
+  /** `presence:snapshot` that must succeed; returns the snapshot array. */
+  async snapshot(roomId) {
+    const ack = await this.ok('presence:snapshot', { roomId });
+    assert.ok(Array.isArray(ack.snapshot), `${this.label}: snapshot must be an array, got ${show(ack)}`);
+    return ack.snapshot;
+  }
+
+  /**
+   * Proves the socket survived whatever came before: still connected and a
+   * valid (read-only) request still succeeds.
+   */
+  async assertStillServing(context = '') {
+    assert.equal(this.socket.connected, true, `${this.label} must still be connected ${context}`);
+    await this.snapshot(uid('alive-check'));
+  }
+
+  /** Closes the socket cleanly (the host sees a disconnect). */
+  close() {
+    this.socket.disconnect();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// harness
+// ---------------------------------------------------------------------------
+
+/**
+ * Owns the processes and sockets of one describe block. Use
+ * `after(() => h.stop())` and `afterEach(() => h.closeClients())`, and wrap
+ * test bodies in {@link Harness#wrap} so a failure carries the host logs.
+ */
+export class Harness {
+  constructor() {
+    this.redis = null;
+    this.hosts = [];
+    this.clients = [];
+    this.intervals = new Set();
+  }
+
+  /** Starts this harness' private Redis. */
+  async startRedis() {
+    this.redis = await RedisServer.start();
+    return this.redis;
+  }
+
+  /**
+   * Starts a host. With `redis: true` it uses this harness' Redis, otherwise
+   * the in-memory store.
+   */
+  async startHost(name, { redis = false, env = {} } = {}) {
+    const fullEnv = { ...env };
+    if (redis) {
+      assert.ok(this.redis, 'startRedis() before starting a Redis-backed host');
+      fullEnv.REDIS_URL = this.redis.url;
+    }
+    const node = await HostNode.start({ name, env: fullEnv });
+    this.hosts.push(node);
+    if (redis) {
+      // "Listening" may precede the first Redis connection; tests start from a ready node.
+      await waitUntil(async () => (await httpStatus(`${node.url}/readyz`)) === 200, {
+        timeoutMs: 15_000,
+        intervalMs: 100,
+        what: `${name} /readyz to answer 200 with Redis up`,
+      });
+    }
+    return node;
+  }
+
+  /**
+   * Connects an official socket.io-client to `host` over one transport.
+   * `forceNew` so sockets never share an Engine.IO connection, and no
+   * automatic reconnection: tests decide when a client comes back.
+   */
+  async connect(host, { transport = 'websocket', label = 'client' } = {}) {
+    const socket = io(host.url, {
+      transports: [transport],
+      forceNew: true,
+      reconnection: false,
+      timeout: 10_000,
+    });
+    const client = new Client(socket, `${label}@${host.name}/${transport}`, transport);
+    this.clients.push(client);
+    await new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        socket.off('connect', onConnect);
+        socket.off('connect_error', onError);
+        rej(new Error(`${client.label}: not connected within 10 s`));
+      }, 10_000);
+      const onConnect = () => {
+        clearTimeout(timer);
+        socket.off('connect_error', onError);
+        res();
+      };
+      const onError = (err) => {
+        clearTimeout(timer);
+        socket.off('connect', onConnect);
+        rej(new Error(`${client.label}: connect_error: ${err.message}`));
+      };
+      socket.once('connect', onConnect);
+      socket.once('connect_error', onError);
+    });
+    return client;
+  }
+
+  /**
+   * Heartbeats all registrations of `client` every `everyMs` so a short
+   * PRESENCE_TTL_MS does not expire them while the test runs. Failures are
+   * ignored on purpose: the socket may be killed along with its node.
+   */
+  keepAlive(client, everyMs) {
+    const handle = setInterval(() => {
+      if (client.connected) client.request('presence:heartbeat', {}, everyMs * 3).catch(() => {});
+    }, everyMs);
+    this.intervals.add(handle);
+    return () => {
+      clearInterval(handle);
+      this.intervals.delete(handle);
+    };
+  }
+
+  /** Disconnects every client (between tests, so registrations do not pile up). */
+  async closeClients() {
+    for (const handle of this.intervals) clearInterval(handle);
+    this.intervals.clear();
+    for (const client of this.clients) client.socket.disconnect();
+    this.clients = [];
+  }
+
+  /** Tears everything down; safe to call after a failed `before`. */
+  async stop() {
+    await this.closeClients();
+    await Promise.allSettled(this.hosts.map((h) => h.stop()));
+    if (this.redis) await this.redis.stop();
+  }
+
+  /** Logs of every host since the test started, plus Redis' tail. */
+  diagnostics() {
+    const parts = this.hosts.map((h) => h.diagnostics());
+    if (this.redis) parts.push(this.redis.diagnostics());
+    return parts.join('\n');
+  }
+
+  /**
+   * Wraps a test body: marks where each host's log stands, and on failure
+   * attaches the host logs since that mark to the test report so the
+   * failure can be read without rerunning.
+   */
+  wrap(fn) {
+    return async (t) => {
+      for (const h of this.hosts) h.mark = h.stderr.length;
+      try {
+        await fn(t);
+      } catch (err) {
+        t.diagnostic(`==== host logs for failed test "${t.name}" ====`);
+        for (const line of this.diagnostics().split('\n')) t.diagnostic(line);
+        throw err;
+      }
+    };
+  }
+}

@@ -95,8 +95,12 @@ async fn resubscribe(sub: SubscriberClient, channels: Arc<Mutex<BTreeSet<String>
                     continue;
                 }
                 match sub.ssubscribe(chans.clone()).await {
-                    Ok(()) => tracing::info!(%server, channels = chans.len(), "resubscribed after Redis reconnect"),
-                    Err(e) => tracing::error!(%server, error = %e, "resubscribe after Redis reconnect failed; cross-node emits are lost until the next reconnect"),
+                    Ok(()) => {
+                        tracing::info!(%server, channels = chans.len(), "resubscribed after Redis reconnect")
+                    }
+                    Err(e) => {
+                        tracing::error!(%server, error = %e, "resubscribe after Redis reconnect failed; cross-node emits are lost until the next reconnect")
+                    }
                 }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

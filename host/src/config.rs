@@ -122,7 +122,9 @@ impl Config {
         if let Some(url) = &self.redis_url
             && fred::prelude::Config::from_url(url).is_err()
         {
-            return Err(format!("invalid REDIS_URL (--redis-url): {url:?} is not a Redis URL"));
+            return Err(format!(
+                "invalid REDIS_URL (--redis-url): {url:?} is not a Redis URL"
+            ));
         }
         Ok(())
     }
@@ -157,7 +159,10 @@ fn one_line(err: &clap::Error) -> String {
         _ => String::new(),
     };
     let flag = arg.split_whitespace().next().unwrap_or("").to_owned();
-    let env = flag.trim_start_matches("--").replace('-', "_").to_uppercase();
+    let env = flag
+        .trim_start_matches("--")
+        .replace('-', "_")
+        .to_uppercase();
     let reason = err
         .to_string()
         .lines()

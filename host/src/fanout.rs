@@ -68,7 +68,10 @@ impl<A: Adapter> Fanout for SocketIo<A> {
     }
 
     async fn to_socket(&self, s: &str, event: &str, data: &RawValue) -> Result<(), FanoutError> {
-        self.to(sid(s)?).emit(event, data).await.map_err(broadcast_err)
+        self.to(sid(s)?)
+            .emit(event, data)
+            .await
+            .map_err(broadcast_err)
     }
 
     async fn to_all(&self, event: &str, data: &RawValue) -> Result<(), FanoutError> {

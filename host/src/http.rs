@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get,
+};
 
 use crate::backend::RedisBackend;
 use crate::metrics::Metrics;
@@ -25,7 +27,9 @@ pub fn router(state: HttpState) -> Router {
 /// 200 when every configured backend answers; 503 names what does not.
 async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     match &state.redis {
-        Some(redis) if !redis.ping().await => (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable"),
+        Some(redis) if !redis.ping().await => {
+            (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable")
+        }
         _ => (StatusCode::OK, "ready"),
     }
 }
@@ -35,7 +39,10 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     state.metrics.render(&mut out);
     out.push_str("# EOF\n");
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         out,
     )
 }

@@ -45,10 +45,26 @@ impl Metrics {
         });
         let sockets = Gauge::default();
         let reaped = Counter::default();
-        registry.register("requests", "Socket.IO requests by operation and result code", requests.clone());
-        registry.register("request_duration_seconds", "Request handling time until the ack", latency.clone());
-        registry.register("sockets_connected", "Sockets connected to this node", sockets.clone());
-        registry.register("presence_reaped", "Registrations this node's reaper expired", reaped.clone());
+        registry.register(
+            "requests",
+            "Socket.IO requests by operation and result code",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Request handling time until the ack",
+            latency.clone(),
+        );
+        registry.register(
+            "sockets_connected",
+            "Sockets connected to this node",
+            sockets.clone(),
+        );
+        registry.register(
+            "presence_reaped",
+            "Registrations this node's reaper expired",
+            reaped.clone(),
+        );
         Self {
             registry,
             requests,

@@ -65,7 +65,10 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             let (layer, io) = builder.build_layer();
             let ctx = context(cfg, &io, store, metrics.clone(), &node_id);
             let presence = ctx.presence.clone();
-            io.ns("/", move |s: SocketRef| async move { app::on_connect(s, ctx) });
+            io.ns(
+                "/",
+                move |s: SocketRef| async move { app::on_connect(s, ctx) },
+            );
             Ok(assemble(cfg, io, layer, presence, None, metrics, node_id))
         }
         Some(url) => {
@@ -74,11 +77,20 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             let redis = RedisBackend::connect(url, timeout, pool_size).await?;
             tracing::info!(node = %node_id, "presence store: redis (multi node)");
             let store = Arc::new(
-                RedisStore::new(redis.pool.clone(), &cfg.presence_prefix, cfg.presence_ttl_ms)
-                    .await
-                    .context("loading presence scripts")?,
+                RedisStore::new(
+                    redis.pool.clone(),
+                    &cfg.presence_prefix,
+                    cfg.presence_ttl_ms,
+                )
+                .await
+                .context("loading presence scripts")?,
             );
-            let adapter = cluster::adapter(&redis, &cfg.presence_prefix, timeout.max(Duration::from_secs(2))).await?;
+            let adapter = cluster::adapter(
+                &redis,
+                &cfg.presence_prefix,
+                timeout.max(Duration::from_secs(2)),
+            )
+            .await?;
             let (layer, io) = builder
                 .with_adapter::<ClusterAdapter<_>>(adapter)
                 .build_layer();
@@ -89,7 +101,15 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             })
             .await
             .context("subscribing the cluster adapter")?;
-            Ok(assemble(cfg, io, layer, presence, Some(redis), metrics, node_id))
+            Ok(assemble(
+                cfg,
+                io,
+                layer,
+                presence,
+                Some(redis),
+                metrics,
+                node_id,
+            ))
         }
     }
 }
@@ -174,7 +194,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Scripts and tests wait for this line (PORT=0 picks a free port).
     let _ = writeln!(stdout, "rtm-host listening on http://{addr}");
     let _ = stdout.flush();
-    serve(node, listener, Duration::from_millis(cfg.shutdown_timeout_ms)).await
+    serve(
+        node,
+        listener,
+        Duration::from_millis(cfg.shutdown_timeout_ms),
+    )
+    .await
 }
 
 async fn shutdown_signal() {

@@ -19,66 +19,155 @@ async fn presence_flow(host: &Host) {
     let a = RustClient::connect(&host.url).await;
     let b = RustClient::connect(&host.url).await;
 
-    let ja = a.request("presence:join", json!({"roomId": "lobby", "userId": "alice", "state": {"mood": "ok"}})).await;
+    let ja = a
+        .request(
+            "presence:join",
+            json!({"roomId": "lobby", "userId": "alice", "state": {"mood": "ok"}}),
+        )
+        .await;
     assert_eq!(ja["ok"], true, "{ja}");
     assert_eq!(ja["self"]["epoch"], 1);
     let conn_a = ja["self"]["connId"].as_str().unwrap().to_owned();
     assert_eq!(ja["snapshot"][0]["connId"], conn_a.as_str());
     assert_eq!(ja["snapshot"][0]["state"], json!({"mood": "ok"}));
 
-    let jb = b.request("presence:join", json!({"roomId": "lobby", "userId": "bob"})).await;
+    let jb = b
+        .request("presence:join", json!({"roomId": "lobby", "userId": "bob"}))
+        .await;
     assert_eq!(jb["snapshot"].as_array().unwrap().len(), 2);
-    a.wait_for(Duration::from_secs(3), |ev| ev.iter().any(|e| e["type"] == "join" && e["userId"] == "bob")).await;
+    a.wait_for(Duration::from_secs(3), |ev| {
+        ev.iter()
+            .any(|e| e["type"] == "join" && e["userId"] == "bob")
+    })
+    .await;
 
-    let hb = a.request("presence:heartbeat", json!({"roomId": "lobby"})).await;
+    let hb = a
+        .request("presence:heartbeat", json!({"roomId": "lobby"}))
+        .await;
     assert_eq!(hb, json!({"ok": true, "epoch": 1}));
     let all = a.request("presence:heartbeat", Value::Null).await;
     assert_eq!(all, json!({"ok": true, "epochs": {"lobby": 1}}));
 
-    let patched = a.request("presence:heartbeat", json!({"roomId": "lobby", "epoch": 1, "patchState": {"typing": true}})).await;
+    let patched = a
+        .request(
+            "presence:heartbeat",
+            json!({"roomId": "lobby", "epoch": 1, "patchState": {"typing": true}}),
+        )
+        .await;
     assert_eq!(patched, json!({"ok": true, "epoch": 2}));
     b.wait_for(Duration::from_secs(3), |ev| {
-        ev.iter().any(|e| e["type"] == "update" && e["state"] == json!({"mood": "ok", "typing": true}) && e["epoch"] == 2)
+        ev.iter().any(|e| {
+            e["type"] == "update"
+                && e["state"] == json!({"mood": "ok", "typing": true})
+                && e["epoch"] == 2
+        })
     })
     .await;
 
-    let stale = a.request("presence:heartbeat", json!({"roomId": "lobby", "epoch": 1, "patchState": {"typing": false}})).await;
+    let stale = a
+        .request(
+            "presence:heartbeat",
+            json!({"roomId": "lobby", "epoch": 1, "patchState": {"typing": false}}),
+        )
+        .await;
     assert_eq!(code(&stale), "stale_epoch", "{stale}");
     assert_eq!(stale["epoch"], 2);
-    let snap = b.request("presence:snapshot", json!({"roomId": "lobby"})).await;
-    let alice = snap["snapshot"].as_array().unwrap().iter().find(|m| m["userId"] == "alice").unwrap().clone();
+    let snap = b
+        .request("presence:snapshot", json!({"roomId": "lobby"}))
+        .await;
+    let alice = snap["snapshot"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["userId"] == "alice")
+        .unwrap()
+        .clone();
     assert_eq!(alice["state"]["typing"], true, "stale patch must not apply");
 
     // Bad input: the right code, and the socket keeps working.
     for (event, payload, want) in [
         ("presence:join", json!("lobby"), "invalid_payload"),
-        ("presence:join", json!({"roomId": "a b", "userId": "x"}), "invalid_payload"),
-        ("presence:join", json!({"roomId": "r", "userId": "x".repeat(129)}), "invalid_payload"),
-        ("presence:join", json!({"roomId": "r", "userId": "x", "state": [1]}), "invalid_payload"),
-        ("presence:join", json!({"roomId": "r", "userId": "x", "state": {"big": "x".repeat(5000)}}), "payload_too_large"),
-        ("presence:heartbeat", json!({"roomId": "elsewhere"}), "not_joined"),
-        ("presence:heartbeat", json!({"roomId": "lobby", "epoch": "2"}), "invalid_payload"),
-        ("presence:leave", json!({"roomId": "elsewhere"}), "not_joined"),
+        (
+            "presence:join",
+            json!({"roomId": "a b", "userId": "x"}),
+            "invalid_payload",
+        ),
+        (
+            "presence:join",
+            json!({"roomId": "r", "userId": "x".repeat(129)}),
+            "invalid_payload",
+        ),
+        (
+            "presence:join",
+            json!({"roomId": "r", "userId": "x", "state": [1]}),
+            "invalid_payload",
+        ),
+        (
+            "presence:join",
+            json!({"roomId": "r", "userId": "x", "state": {"big": "x".repeat(5000)}}),
+            "payload_too_large",
+        ),
+        (
+            "presence:heartbeat",
+            json!({"roomId": "elsewhere"}),
+            "not_joined",
+        ),
+        (
+            "presence:heartbeat",
+            json!({"roomId": "lobby", "epoch": "2"}),
+            "invalid_payload",
+        ),
+        (
+            "presence:leave",
+            json!({"roomId": "elsewhere"}),
+            "not_joined",
+        ),
         ("presence:snapshot", json!({}), "invalid_payload"),
         ("chat:nothing", json!({}), "unknown_event"),
     ] {
         let ack = a.request(event, payload.clone()).await;
         assert_eq!(code(&ack), want, "{event} {payload} -> {ack}");
     }
-    let still = a.request("presence:heartbeat", json!({"roomId": "lobby"})).await;
+    let still = a
+        .request("presence:heartbeat", json!({"roomId": "lobby"}))
+        .await;
     assert_eq!(still["ok"], true);
 
-    let left = a.request("presence:leave", json!({"roomId": "lobby"})).await;
+    let left = a
+        .request("presence:leave", json!({"roomId": "lobby"}))
+        .await;
     assert_eq!(left, json!({"ok": true}));
-    b.wait_for(Duration::from_secs(3), |ev| ev.iter().any(|e| e["type"] == "leave" && e["connId"] == conn_a.as_str())).await;
-    assert_eq!(code(&a.request("presence:heartbeat", json!({"roomId": "lobby"})).await), "not_joined");
+    b.wait_for(Duration::from_secs(3), |ev| {
+        ev.iter()
+            .any(|e| e["type"] == "leave" && e["connId"] == conn_a.as_str())
+    })
+    .await;
+    assert_eq!(
+        code(
+            &a.request("presence:heartbeat", json!({"roomId": "lobby"}))
+                .await
+        ),
+        "not_joined"
+    );
 
     // Disconnect removes bob's registration and tells the room.
     let observer = RustClient::connect(&host.url).await;
-    observer.request("presence:join", json!({"roomId": "lobby", "userId": "carol"})).await;
+    observer
+        .request(
+            "presence:join",
+            json!({"roomId": "lobby", "userId": "carol"}),
+        )
+        .await;
     b.disconnect().await;
-    observer.wait_for(Duration::from_secs(5), |ev| ev.iter().any(|e| e["type"] == "leave" && e["userId"] == "bob")).await;
-    let snap = observer.request("presence:snapshot", json!({"roomId": "lobby"})).await;
+    observer
+        .wait_for(Duration::from_secs(5), |ev| {
+            ev.iter()
+                .any(|e| e["type"] == "leave" && e["userId"] == "bob")
+        })
+        .await;
+    let snap = observer
+        .request("presence:snapshot", json!({"roomId": "lobby"}))
+        .await;
     assert_eq!(snap["snapshot"].as_array().unwrap().len(), 1, "{snap}");
 }
 
@@ -94,29 +183,66 @@ async fn presence_on_redis_store_leaves_no_partial_keys() {
     let host = Host::spawn(&[("REDIS_URL", redis.url())]);
     presence_flow(&host).await;
     // Only carol is left: her hash plus the room index and the last-seen index.
-    let mut keys: Vec<String> = redis.keys().into_iter().filter(|k| k.starts_with("prs:") && !k.starts_with("prs:sio")).collect();
+    let mut keys: Vec<String> = redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("prs:") && !k.starts_with("prs:sio"))
+        .collect();
     keys.sort();
     assert_eq!(keys.len(), 3, "{keys:?}");
     assert!(keys.iter().any(|k| k == "prs:room:lobby"));
     assert!(keys.iter().any(|k| k == "prs:seen"));
-    assert!(!keys.iter().any(|k| k.contains(":r") && k != "prs:room:lobby"), "refused joins left keys: {keys:?}");
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains(":r") && k != "prs:room:lobby"),
+        "refused joins left keys: {keys:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_see_each_others_changes_once() {
     let redis = Redis::start();
-    let env = [("REDIS_URL", redis.url()), ("PRESENCE_TTL_MS", "1500".into()), ("PRESENCE_REAPER_INTERVAL_MS", "200".into())];
+    let env = [
+        ("REDIS_URL", redis.url()),
+        ("PRESENCE_TTL_MS", "1500".into()),
+        ("PRESENCE_REAPER_INTERVAL_MS", "200".into()),
+    ];
     let n1 = Host::spawn(&env);
     let n2 = Host::spawn(&env);
     let a = RustClient::connect(&n1.url).await;
     let b = RustClient::connect(&n2.url).await;
-    b.request("presence:join", json!({"roomId": "x", "userId": "bob"})).await;
-    let ja = a.request("presence:join", json!({"roomId": "x", "userId": "alice"})).await;
-    assert_eq!(ja["snapshot"].as_array().unwrap().len(), 2, "snapshot spans nodes: {ja}");
-    a.request("presence:heartbeat", json!({"roomId": "x", "patchState": {"n": 1}})).await;
+    b.request("presence:join", json!({"roomId": "x", "userId": "bob"}))
+        .await;
+    let ja = a
+        .request("presence:join", json!({"roomId": "x", "userId": "alice"}))
+        .await;
+    assert_eq!(
+        ja["snapshot"].as_array().unwrap().len(),
+        2,
+        "snapshot spans nodes: {ja}"
+    );
+    a.request(
+        "presence:heartbeat",
+        json!({"roomId": "x", "patchState": {"n": 1}}),
+    )
+    .await;
     a.request("presence:leave", Value::Null).await;
-    b.wait_for(Duration::from_secs(3), |ev| ev.iter().any(|e| e["type"] == "leave")).await;
+    b.wait_for(Duration::from_secs(3), |ev| {
+        ev.iter().any(|e| e["type"] == "leave")
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let alice = |kind: &str| b.events_of(kind).into_iter().filter(|e| e["userId"] == "alice").count();
-    assert_eq!((alice("join"), alice("update"), alice("leave")), (1, 1, 1), "{:?}", b.events.lock().unwrap());
+    let alice = |kind: &str| {
+        b.events_of(kind)
+            .into_iter()
+            .filter(|e| e["userId"] == "alice")
+            .count()
+    };
+    assert_eq!(
+        (alice("join"), alice("update"), alice("leave")),
+        (1, 1, 1),
+        "{:?}",
+        b.events.lock().unwrap()
+    );
 }

@@ -20,8 +20,21 @@ fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
 
-fn join<'a>(conn: &'a str, room: &'a str, user: &'a str, owner: &'a str, state: Option<&'a Map<String, Value>>) -> JoinSpec<'a> {
-    JoinSpec { conn_id: conn, room_id: room, user_id: user, state, owner, node: "n1" }
+fn join<'a>(
+    conn: &'a str,
+    room: &'a str,
+    user: &'a str,
+    owner: &'a str,
+    state: Option<&'a Map<String, Value>>,
+) -> JoinSpec<'a> {
+    JoinSpec {
+        conn_id: conn,
+        room_id: room,
+        user_id: user,
+        state,
+        owner,
+        node: "n1",
+    }
 }
 
 /// Runs `body` against a fresh memory store and a fresh Redis store.
@@ -37,133 +50,332 @@ macro_rules! conformance {
             #[tokio::test]
             async fn redis() {
                 let server = support::Redis::start();
-                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(1), 2).await.unwrap();
-                let store: Arc<dyn PresenceStore> = Arc::new(RedisStore::new(backend.pool.clone(), "prs:", TTL_MS).await.unwrap());
+                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(1), 2)
+                    .await
+                    .unwrap();
+                let store: Arc<dyn PresenceStore> = Arc::new(
+                    RedisStore::new(backend.pool.clone(), "prs:", TTL_MS)
+                        .await
+                        .unwrap(),
+                );
                 ($body)(store).await;
             }
         }
     };
 }
 
-conformance!(join_creates_then_rejoin_bumps_epoch, |s: Arc<dyn PresenceStore>| async move {
+conformance!(join_creates_then_rejoin_bumps_epoch, |s: Arc<
+    dyn PresenceStore,
+>| async move {
     let st = obj(json!({"mood": "ok"}));
-    let j = s.join(join("c1", "r", "alice", "s1", Some(&st))).await.unwrap().unwrap();
+    let j = s
+        .join(join("c1", "r", "alice", "s1", Some(&st)))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(j.created);
     assert_eq!(j.registration.epoch, 1);
     assert_eq!(j.registration.state, st);
     assert_eq!(j.snapshot.len(), 1);
     assert_eq!(j.snapshot[0].conn_id, "c1");
     // Re-join without state keeps it; with state replaces it.
-    let again = s.join(join("c1", "r", "alice", "s1", None)).await.unwrap().unwrap();
+    let again = s
+        .join(join("c1", "r", "alice", "s1", None))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!again.created);
     assert_eq!(again.registration.epoch, 2);
     assert_eq!(again.registration.state, st);
     let other = obj(json!({"x": 1}));
-    let replaced = s.join(join("c1", "r", "alice", "s1", Some(&other))).await.unwrap().unwrap();
+    let replaced = s
+        .join(join("c1", "r", "alice", "s1", Some(&other)))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(replaced.registration.state, other);
     assert_eq!(replaced.registration.epoch, 3);
     // Another socket cannot overwrite it.
-    assert!(s.join(join("c1", "r", "mallory", "s2", None)).await.unwrap().is_none());
+    assert!(
+        s.join(join("c1", "r", "mallory", "s2", None))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A second member shows up in the snapshot.
-    s.join(join("c2", "r", "bob", "s2", None)).await.unwrap().unwrap();
-    let mut ids: Vec<String> = s.snapshot("r").await.unwrap().into_iter().map(|r| r.conn_id).collect();
+    s.join(join("c2", "r", "bob", "s2", None))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids: Vec<String> = s
+        .snapshot("r")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.conn_id)
+        .collect();
     ids.sort();
     assert_eq!(ids, ["c1", "c2"]);
     assert!(s.snapshot("empty").await.unwrap().is_empty());
 });
 
-conformance!(heartbeat_reports_alive_fenced_missing, |s: Arc<dyn PresenceStore>| async move {
-    s.join(join("c1", "r", "alice", "s1", None)).await.unwrap().unwrap();
+conformance!(heartbeat_reports_alive_fenced_missing, |s: Arc<
+    dyn PresenceStore,
+>| async move {
+    s.join(join("c1", "r", "alice", "s1", None))
+        .await
+        .unwrap()
+        .unwrap();
     let touches = s
         .heartbeat(&[
-            TouchSpec { conn_id: "c1", owner: "s1" },
-            TouchSpec { conn_id: "c1", owner: "s2" },
-            TouchSpec { conn_id: "nope", owner: "s1" },
+            TouchSpec {
+                conn_id: "c1",
+                owner: "s1",
+            },
+            TouchSpec {
+                conn_id: "c1",
+                owner: "s2",
+            },
+            TouchSpec {
+                conn_id: "nope",
+                owner: "s1",
+            },
         ])
         .await
         .unwrap();
-    assert_eq!(touches, vec![Touch::Alive(1), Touch::Fenced(1), Touch::Missing]);
+    assert_eq!(
+        touches,
+        vec![Touch::Alive(1), Touch::Fenced(1), Touch::Missing]
+    );
 });
 
-conformance!(patch_merges_under_epoch_cas, |s: Arc<dyn PresenceStore>| async move {
-    let st = obj(json!({"a": 1, "b": {"deep": [1, 2]}}));
-    s.join(join("c1", "r", "alice", "s1", Some(&st))).await.unwrap().unwrap();
-    let me = TouchSpec { conn_id: "c1", owner: "s1" };
-    let Patched::Done(reg) = s.patch(me, Some(1), &obj(json!({"a": 2, "c": null})), 4096).await.unwrap() else {
-        panic!("patch refused")
-    };
-    assert_eq!(reg.epoch, 2);
-    assert_eq!(Value::Object(reg.state), json!({"a": 2, "b": {"deep": [1, 2]}, "c": null}));
-    // Older epoch: refused with the current one, nothing changed.
-    assert_eq!(s.patch(me, Some(1), &obj(json!({"a": 9})), 4096).await.unwrap(), Patched::Stale(2));
-    // Another socket: fenced.
-    let them = TouchSpec { conn_id: "c1", owner: "s9" };
-    assert_eq!(s.patch(them, Some(99), &obj(json!({"a": 9})), 4096).await.unwrap(), Patched::Stale(2));
-    // No epoch sent: the owner may patch.
-    assert!(matches!(s.patch(me, None, &obj(json!({"z": true})), 4096).await.unwrap(), Patched::Done(r) if r.epoch == 3));
-    let snap = s.snapshot("r").await.unwrap();
-    assert_eq!(snap[0].state.get("a"), Some(&json!(2)));
-    assert_eq!(s.patch(TouchSpec { conn_id: "gone", owner: "s1" }, None, &Map::new(), 4096).await.unwrap(), Patched::Missing);
-});
-
-conformance!(patch_size_limit_is_exact, |s: Arc<dyn PresenceStore>| async move {
-    let st = obj(json!({"name": "alice"}));
-    s.join(join("c1", "r", "alice", "s1", Some(&st))).await.unwrap().unwrap();
-    let me = TouchSpec { conn_id: "c1", owner: "s1" };
-    let patch = obj(json!({"bio": "x\"y\u{e9}", "n": 12.5}));
-    let mut merged = st.clone();
-    merged.extend(patch.clone());
-    let exact = state_size(&merged);
-    assert_eq!(s.patch(me, None, &patch, exact - 1).await.unwrap(), Patched::TooLarge(exact));
-    assert!(matches!(s.patch(me, None, &patch, exact).await.unwrap(), Patched::Done(_)));
-});
-
-conformance!(remove_is_compare_and_delete, |s: Arc<dyn PresenceStore>| async move {
-    s.join(join("c1", "r", "alice", "s1", None)).await.unwrap().unwrap();
-    let spec = |owner, epoch| RemoveSpec { conn_id: "c1", room_id: "r", owner, epoch };
-    assert!(s.remove(spec("s2", None)).await.unwrap().is_none());
-    assert!(s.remove(spec("s1", Some(7))).await.unwrap().is_none());
-    let removed = s.remove(spec("s1", Some(1))).await.unwrap().unwrap();
-    assert_eq!(removed.user_id, "alice");
-    assert!(s.remove(spec("s1", None)).await.unwrap().is_none());
-    assert!(s.snapshot("r").await.unwrap().is_empty());
-});
-
-conformance!(resume_takes_over_and_fences, |s: Arc<dyn PresenceStore>| async move {
-    let st = obj(json!({"k": 1}));
-    s.join(join("c1", "r", "alice", "old", Some(&st))).await.unwrap().unwrap();
-    let spec = |user, epoch, state| ResumeSpec { conn_id: "c1", room_id: "r", user_id: user, epoch, state, owner: "new", node: "n2" };
-    assert!(s.resume(spec("bob", 1, None)).await.unwrap().is_none(), "other user");
-    assert!(s.resume(spec("alice", 0, None)).await.unwrap().is_none(), "stored epoch newer");
-    let r = s.resume(spec("alice", 1, Some(&st))).await.unwrap().unwrap();
-    assert!(!r.state_changed);
-    assert_eq!(r.registration.epoch, 2);
-    assert_eq!(r.registration.conn_id, "c1");
-    assert_eq!(r.snapshot.len(), 1);
-    // The old socket is fenced now.
-    assert_eq!(s.heartbeat(&[TouchSpec { conn_id: "c1", owner: "old" }]).await.unwrap(), vec![Touch::Fenced(2)]);
-    assert!(s.remove(RemoveSpec { conn_id: "c1", room_id: "r", owner: "old", epoch: None }).await.unwrap().is_none());
-    let changed = obj(json!({"k": 2}));
-    let r2 = s.resume(ResumeSpec { owner: "newer", ..spec("alice", 2, Some(&changed)) }).await.unwrap().unwrap();
-    assert!(r2.state_changed);
-    assert_eq!(r2.registration.state, changed);
-});
-
-conformance!(reaper_removes_lapsed_once, |s: Arc<dyn PresenceStore>| async move {
-    s.join(join("quiet", "r", "alice", "s1", None)).await.unwrap().unwrap();
-    s.join(join("chatty", "r", "bob", "s2", None)).await.unwrap().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_millis(TTL_MS * 2 + 300);
-    let mut reaped = Vec::new();
-    while std::time::Instant::now() < deadline {
-        s.heartbeat(&[TouchSpec { conn_id: "chatty", owner: "s2" }]).await.unwrap();
-        reaped.extend(s.reap(TTL_MS * 2, 100).await.unwrap());
-        tokio::time::sleep(Duration::from_millis(50)).await;
+conformance!(
+    patch_merges_under_epoch_cas,
+    |s: Arc<dyn PresenceStore>| async move {
+        let st = obj(json!({"a": 1, "b": {"deep": [1, 2]}}));
+        s.join(join("c1", "r", "alice", "s1", Some(&st)))
+            .await
+            .unwrap()
+            .unwrap();
+        let me = TouchSpec {
+            conn_id: "c1",
+            owner: "s1",
+        };
+        let Patched::Done(reg) = s
+            .patch(me, Some(1), &obj(json!({"a": 2, "c": null})), 4096)
+            .await
+            .unwrap()
+        else {
+            panic!("patch refused")
+        };
+        assert_eq!(reg.epoch, 2);
+        assert_eq!(
+            Value::Object(reg.state),
+            json!({"a": 2, "b": {"deep": [1, 2]}, "c": null})
+        );
+        // Older epoch: refused with the current one, nothing changed.
+        assert_eq!(
+            s.patch(me, Some(1), &obj(json!({"a": 9})), 4096)
+                .await
+                .unwrap(),
+            Patched::Stale(2)
+        );
+        // Another socket: fenced.
+        let them = TouchSpec {
+            conn_id: "c1",
+            owner: "s9",
+        };
+        assert_eq!(
+            s.patch(them, Some(99), &obj(json!({"a": 9})), 4096)
+                .await
+                .unwrap(),
+            Patched::Stale(2)
+        );
+        // No epoch sent: the owner may patch.
+        assert!(
+            matches!(s.patch(me, None, &obj(json!({"z": true})), 4096).await.unwrap(), Patched::Done(r) if r.epoch == 3)
+        );
+        let snap = s.snapshot("r").await.unwrap();
+        assert_eq!(snap[0].state.get("a"), Some(&json!(2)));
+        assert_eq!(
+            s.patch(
+                TouchSpec {
+                    conn_id: "gone",
+                    owner: "s1"
+                },
+                None,
+                &Map::new(),
+                4096
+            )
+            .await
+            .unwrap(),
+            Patched::Missing
+        );
     }
-    assert_eq!(reaped.len(), 1, "{reaped:?}");
-    assert_eq!((reaped[0].conn_id.as_str(), reaped[0].room_id.as_str(), reaped[0].user_id.as_str()), ("quiet", "r", "alice"));
-    let snap = s.snapshot("r").await.unwrap();
-    assert_eq!(snap.len(), 1);
-    assert_eq!(snap[0].conn_id, "chatty");
-    // A lapsed registration is invisible even before the reaper runs, and cannot be refreshed.
-    assert_eq!(s.heartbeat(&[TouchSpec { conn_id: "quiet", owner: "s1" }]).await.unwrap(), vec![Touch::Missing]);
-});
+);
+
+conformance!(
+    patch_size_limit_is_exact,
+    |s: Arc<dyn PresenceStore>| async move {
+        let st = obj(json!({"name": "alice"}));
+        s.join(join("c1", "r", "alice", "s1", Some(&st)))
+            .await
+            .unwrap()
+            .unwrap();
+        let me = TouchSpec {
+            conn_id: "c1",
+            owner: "s1",
+        };
+        let patch = obj(json!({"bio": "x\"y\u{e9}", "n": 12.5}));
+        let mut merged = st.clone();
+        merged.extend(patch.clone());
+        let exact = state_size(&merged);
+        assert_eq!(
+            s.patch(me, None, &patch, exact - 1).await.unwrap(),
+            Patched::TooLarge(exact)
+        );
+        assert!(matches!(
+            s.patch(me, None, &patch, exact).await.unwrap(),
+            Patched::Done(_)
+        ));
+    }
+);
+
+conformance!(
+    remove_is_compare_and_delete,
+    |s: Arc<dyn PresenceStore>| async move {
+        s.join(join("c1", "r", "alice", "s1", None))
+            .await
+            .unwrap()
+            .unwrap();
+        let spec = |owner, epoch| RemoveSpec {
+            conn_id: "c1",
+            room_id: "r",
+            owner,
+            epoch,
+        };
+        assert!(s.remove(spec("s2", None)).await.unwrap().is_none());
+        assert!(s.remove(spec("s1", Some(7))).await.unwrap().is_none());
+        let removed = s.remove(spec("s1", Some(1))).await.unwrap().unwrap();
+        assert_eq!(removed.user_id, "alice");
+        assert!(s.remove(spec("s1", None)).await.unwrap().is_none());
+        assert!(s.snapshot("r").await.unwrap().is_empty());
+    }
+);
+
+conformance!(
+    resume_takes_over_and_fences,
+    |s: Arc<dyn PresenceStore>| async move {
+        let st = obj(json!({"k": 1}));
+        s.join(join("c1", "r", "alice", "old", Some(&st)))
+            .await
+            .unwrap()
+            .unwrap();
+        let spec = |user, epoch, state| ResumeSpec {
+            conn_id: "c1",
+            room_id: "r",
+            user_id: user,
+            epoch,
+            state,
+            owner: "new",
+            node: "n2",
+        };
+        assert!(
+            s.resume(spec("bob", 1, None)).await.unwrap().is_none(),
+            "other user"
+        );
+        assert!(
+            s.resume(spec("alice", 0, None)).await.unwrap().is_none(),
+            "stored epoch newer"
+        );
+        let r = s
+            .resume(spec("alice", 1, Some(&st)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!r.state_changed);
+        assert_eq!(r.registration.epoch, 2);
+        assert_eq!(r.registration.conn_id, "c1");
+        assert_eq!(r.snapshot.len(), 1);
+        // The old socket is fenced now.
+        assert_eq!(
+            s.heartbeat(&[TouchSpec {
+                conn_id: "c1",
+                owner: "old"
+            }])
+            .await
+            .unwrap(),
+            vec![Touch::Fenced(2)]
+        );
+        assert!(
+            s.remove(RemoveSpec {
+                conn_id: "c1",
+                room_id: "r",
+                owner: "old",
+                epoch: None
+            })
+            .await
+            .unwrap()
+            .is_none()
+        );
+        let changed = obj(json!({"k": 2}));
+        let r2 = s
+            .resume(ResumeSpec {
+                owner: "newer",
+                ..spec("alice", 2, Some(&changed))
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(r2.state_changed);
+        assert_eq!(r2.registration.state, changed);
+    }
+);
+
+conformance!(
+    reaper_removes_lapsed_once,
+    |s: Arc<dyn PresenceStore>| async move {
+        s.join(join("quiet", "r", "alice", "s1", None))
+            .await
+            .unwrap()
+            .unwrap();
+        s.join(join("chatty", "r", "bob", "s2", None))
+            .await
+            .unwrap()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_millis(TTL_MS * 2 + 300);
+        let mut reaped = Vec::new();
+        while std::time::Instant::now() < deadline {
+            s.heartbeat(&[TouchSpec {
+                conn_id: "chatty",
+                owner: "s2",
+            }])
+            .await
+            .unwrap();
+            reaped.extend(s.reap(TTL_MS * 2, 100).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(reaped.len(), 1, "{reaped:?}");
+        assert_eq!(
+            (
+                reaped[0].conn_id.as_str(),
+                reaped[0].room_id.as_str(),
+                reaped[0].user_id.as_str()
+            ),
+            ("quiet", "r", "alice")
+        );
+        let snap = s.snapshot("r").await.unwrap();
+        assert_eq!(snap.len(), 1);
+        assert_eq!(snap[0].conn_id, "chatty");
+        // A lapsed registration is invisible even before the reaper runs, and cannot be refreshed.
+        assert_eq!(
+            s.heartbeat(&[TouchSpec {
+                conn_id: "quiet",
+                owner: "s1"
+            }])
+            .await
+            .unwrap(),
+            vec![Touch::Missing]
+        );
+    }
+);

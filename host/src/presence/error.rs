@@ -46,7 +46,8 @@ impl PresenceError {
     /// The ack body: `{ ok: false, error: { code, message } }`, plus the current `epoch`
     /// for `stale_epoch` so a client can adopt it and retry.
     pub fn to_ack(&self) -> Value {
-        let mut ack = json!({ "ok": false, "error": { "code": self.code(), "message": self.to_string() } });
+        let mut ack =
+            json!({ "ok": false, "error": { "code": self.code(), "message": self.to_string() } });
         if let Self::StaleEpoch { current, .. } = self {
             ack["epoch"] = json!(current);
         }

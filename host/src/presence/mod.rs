@@ -89,7 +89,10 @@ impl Presence {
     }
 
     fn held(&self, sid: &str, room: &str) -> Option<Held> {
-        self.local().get(sid).and_then(|rooms| rooms.get(room)).cloned()
+        self.local()
+            .get(sid)
+            .and_then(|rooms| rooms.get(room))
+            .cloned()
     }
 
     fn hold(&self, sid: &str, room: &str, held: Held) {
@@ -155,7 +158,11 @@ impl Presence {
             };
             self.fanout.join_local(sid, &req.room_id);
             let reg = &joined.registration;
-            let kind = if joined.created { EventKind::Join } else { EventKind::Update };
+            let kind = if joined.created {
+                EventKind::Join
+            } else {
+                EventKind::Update
+            };
             events.push(PresenceEvent::of(kind, reg, true));
             return Ok(Outcome {
                 ack: join_ack(reg, &joined.snapshot),
@@ -248,7 +255,10 @@ impl Presence {
             (Some(room), _) => Some(room.clone()),
             (None, Some(_)) => {
                 let local = self.local();
-                let rooms: Vec<&String> = local.get(sid).map(|r| r.keys().collect()).unwrap_or_default();
+                let rooms: Vec<&String> = local
+                    .get(sid)
+                    .map(|r| r.keys().collect())
+                    .unwrap_or_default();
                 match rooms.as_slice() {
                     [only] => Some((*only).clone()),
                     [] => return Err(PresenceError::NotJoined("(any)".into())),

@@ -13,7 +13,10 @@ use super::store::*;
 
 macro_rules! script {
     ($file:literal) => {
-        Script::from_lua(concat!(include_str!("lua/prelude.lua"), include_str!($file)))
+        Script::from_lua(concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!($file)
+        ))
     };
 }
 
@@ -311,8 +314,7 @@ impl PresenceStore for RedisStore {
         Ok(match status {
             0 => Patched::Missing,
             -1 => Patched::Stale(
-                u64::try_from(int(&detail.ok_or_else(|| malformed("patch epoch"))?)?)
-                    .unwrap_or(0),
+                u64::try_from(int(&detail.ok_or_else(|| malformed("patch epoch"))?)?).unwrap_or(0),
             ),
             -2 => Patched::TooLarge(
                 usize::try_from(int(&detail.ok_or_else(|| malformed("patch size"))?)?)

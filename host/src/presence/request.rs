@@ -49,10 +49,7 @@ fn invalid(msg: impl Into<String>) -> PresenceError {
 }
 
 /// The payload as an object; `null`/absent counts as empty when `optional`.
-fn object<'a>(
-    v: &'a Value,
-    optional: bool,
-) -> Result<Option<&'a Map<String, Value>>, PresenceError> {
+fn object(v: &Value, optional: bool) -> Result<Option<&Map<String, Value>>, PresenceError> {
     match v {
         Value::Object(m) => Ok(Some(m)),
         Value::Null if optional => Ok(None),
@@ -120,8 +117,15 @@ impl JoinRequest {
         let resume = match obj.and_then(|o| o.get("resume")) {
             None | Some(Value::Null) => None,
             Some(Value::Object(r)) => Some(ResumeToken {
-                conn_id: id(Some(r), "connId", &Limits { max_id_len: 128, ..*limits })?
-                    .ok_or_else(|| invalid("resume.connId is required"))?,
+                conn_id: id(
+                    Some(r),
+                    "connId",
+                    &Limits {
+                        max_id_len: 128,
+                        ..*limits
+                    },
+                )?
+                .ok_or_else(|| invalid("resume.connId is required"))?,
                 epoch: epoch(Some(r), "epoch")?
                     .ok_or_else(|| invalid("resume.epoch is required"))?,
             }),
@@ -158,7 +162,9 @@ impl RoomRequest {
                     room_id: Some(s.clone()),
                 })
             } else {
-                Err(invalid("roomId must be 1..128 characters of [A-Za-z0-9_.:@-]"))
+                Err(invalid(
+                    "roomId must be 1..128 characters of [A-Za-z0-9_.:@-]",
+                ))
             };
         }
         let obj = object(v, true)?;
@@ -193,16 +199,40 @@ mod tests {
             .expect("valid");
         assert_eq!(ok.state, Some(Map::from_iter([("a".into(), json!(1))])));
         assert_eq!(code(JoinRequest::parse(&json!("r"), &L)), "invalid_payload");
-        assert_eq!(code(JoinRequest::parse(&json!({"userId":"u"}), &L)), "invalid_payload");
-        assert_eq!(code(JoinRequest::parse(&json!({"roomId":"","userId":"u"}), &L)), "invalid_payload");
-        assert_eq!(code(JoinRequest::parse(&json!({"roomId":"a b","userId":"u"}), &L)), "invalid_payload");
-        assert_eq!(code(JoinRequest::parse(&json!({"roomId":"r","userId":"u","state":[1]}), &L)), "invalid_payload");
         assert_eq!(
-            code(JoinRequest::parse(&json!({"roomId":"r","userId":"u","state":{"a":"x".repeat(80)}}), &L)),
+            code(JoinRequest::parse(&json!({"userId":"u"}), &L)),
+            "invalid_payload"
+        );
+        assert_eq!(
+            code(JoinRequest::parse(&json!({"roomId":"","userId":"u"}), &L)),
+            "invalid_payload"
+        );
+        assert_eq!(
+            code(JoinRequest::parse(
+                &json!({"roomId":"a b","userId":"u"}),
+                &L
+            )),
+            "invalid_payload"
+        );
+        assert_eq!(
+            code(JoinRequest::parse(
+                &json!({"roomId":"r","userId":"u","state":[1]}),
+                &L
+            )),
+            "invalid_payload"
+        );
+        assert_eq!(
+            code(JoinRequest::parse(
+                &json!({"roomId":"r","userId":"u","state":{"a":"x".repeat(80)}}),
+                &L
+            )),
             "payload_too_large"
         );
         assert_eq!(
-            code(JoinRequest::parse(&json!({"roomId":"r","userId":"u","resume":{"connId":"c"}}), &L)),
+            code(JoinRequest::parse(
+                &json!({"roomId":"r","userId":"u","resume":{"connId":"c"}}),
+                &L
+            )),
             "invalid_payload"
         );
     }
@@ -211,11 +241,31 @@ mod tests {
     fn heartbeat_and_leave_shapes() {
         let hb = HeartbeatRequest::parse(&Value::Null, &L).expect("empty heartbeat");
         assert_eq!(hb.room_id, None);
-        assert_eq!(code(HeartbeatRequest::parse(&json!({"epoch":-1}), &L)), "invalid_payload");
-        assert_eq!(code(HeartbeatRequest::parse(&json!({"epoch":1.5}), &L)), "invalid_payload");
-        assert_eq!(code(HeartbeatRequest::parse(&json!({"patchState":"x"}), &L)), "invalid_payload");
-        assert_eq!(code(HeartbeatRequest::parse(&json!(7), &L)), "invalid_payload");
-        assert_eq!(RoomRequest::parse_leave(&Value::Null, &L).expect("all").room_id, None);
-        assert_eq!(code(RoomRequest::parse_snapshot(&json!({}), &L)), "invalid_payload");
+        assert_eq!(
+            code(HeartbeatRequest::parse(&json!({"epoch":-1}), &L)),
+            "invalid_payload"
+        );
+        assert_eq!(
+            code(HeartbeatRequest::parse(&json!({"epoch":1.5}), &L)),
+            "invalid_payload"
+        );
+        assert_eq!(
+            code(HeartbeatRequest::parse(&json!({"patchState":"x"}), &L)),
+            "invalid_payload"
+        );
+        assert_eq!(
+            code(HeartbeatRequest::parse(&json!(7), &L)),
+            "invalid_payload"
+        );
+        assert_eq!(
+            RoomRequest::parse_leave(&Value::Null, &L)
+                .expect("all")
+                .room_id,
+            None
+        );
+        assert_eq!(
+            code(RoomRequest::parse_snapshot(&json!({}), &L)),
+            "invalid_payload"
+        );
     }
 }

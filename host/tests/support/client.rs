@@ -44,17 +44,22 @@ impl RustClient {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tx = Arc::new(Mutex::new(Some(tx)));
         self.client
-            .emit_with_ack(event, payload, Duration::from_secs(5), move |p: Payload, _| {
-                if let (Payload::Text(values), Some(tx)) = (p, tx.lock().unwrap().take()) {
-                    // rust_socketio hands an ack's argument list over as one JSON array.
-                    let args = match values.into_iter().next() {
-                        Some(Value::Array(args)) => args,
-                        other => other.into_iter().collect(),
-                    };
-                    let _ = tx.send(args.into_iter().next().unwrap_or(Value::Null));
-                }
-                async {}.boxed()
-            })
+            .emit_with_ack(
+                event,
+                payload,
+                Duration::from_secs(5),
+                move |p: Payload, _| {
+                    if let (Payload::Text(values), Some(tx)) = (p, tx.lock().unwrap().take()) {
+                        // rust_socketio hands an ack's argument list over as one JSON array.
+                        let args = match values.into_iter().next() {
+                            Some(Value::Array(args)) => args,
+                            other => other.into_iter().collect(),
+                        };
+                        let _ = tx.send(args.into_iter().next().unwrap_or(Value::Null));
+                    }
+                    async {}.boxed()
+                },
+            )
             .await
             .expect("emit");
         tokio::time::timeout(Duration::from_secs(5), rx)
@@ -82,7 +87,10 @@ impl RustClient {
                 return;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("condition not met; events: {:?}", self.events.lock().unwrap());
+                panic!(
+                    "condition not met; events: {:?}",
+                    self.events.lock().unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

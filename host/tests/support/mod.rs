@@ -116,7 +116,10 @@ impl Host {
         cmd.env("PORT", "0")
             .env("BIND_ADDR", "127.0.0.1")
             .env_remove("REDIS_URL")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -137,7 +140,12 @@ impl Host {
         let url = line
             .trim()
             .strip_prefix("rtm-host listening on ")
-            .unwrap_or_else(|| panic!("no ready line; got {line:?}; logs: {}", logs.lock().unwrap()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no ready line; got {line:?}; logs: {}",
+                    logs.lock().unwrap()
+                )
+            })
             .to_owned();
         Self { url, child, logs }
     }

@@ -1,0 +1,78 @@
+import type { PresenceEvent, PresenceMember } from './protocol.js';
+
+/**
+ * The live member list of one room, keyed by connId.
+ *
+ * It is seeded from a join snapshot and then kept current from
+ * `presence:event` broadcasts. Broadcasts can overtake the join ack (the
+ * server broadcasts the caller's own `join` to the room, caller included) and
+ * can arrive from several nodes, so {@link Roster.apply} uses the epoch to
+ * ignore a `join`/`update` that is older than what the roster already holds,
+ * instead of trusting arrival order.
+ */
+export class Roster {
+  private readonly members = new Map<string, PresenceMember>();
+
+  /** Number of members. */
+  get size(): number {
+    return this.members.size;
+  }
+
+  /** The member with this connId, if present. */
+  get(connId: string): PresenceMember | undefined {
+    return this.members.get(connId);
+  }
+
+  /**
+   * A copy of the members. A copy, because callbacks may keep it and the
+   * roster keeps changing underneath; members themselves are immutable.
+   */
+  snapshot(): ReadonlyMap<string, PresenceMember> {
+    return new Map(this.members);
+  }
+
+  /** Replaces everything with a server snapshot (join ack or `presence:snapshot`). */
+  reset(snapshot: readonly PresenceMember[]): void {
+    this.members.clear();
+    for (const member of snapshot) this.members.set(member.connId, member);
+  }
+
+  /** Forgets every member, e.g. after leaving the room. */
+  clear(): void {
+    this.members.clear();
+  }
+
+  /**
+   * Applies one broadcast. Returns whether the roster changed, so callers
+   * only notify `roster` listeners on real changes.
+   */
+  apply(event: PresenceEvent): boolean {
+    const current = this.members.get(event.connId);
+    switch (event.type) {
+      case 'join':
+      case 'update': {
+        if (isOlder(event, current)) return false;
+        const next: PresenceMember = {
+          connId: event.connId,
+          userId: event.userId,
+          // An update without state changed only the epoch; keep what we know.
+          state: event.state ?? current?.state ?? {},
+          epoch: event.epoch ?? current?.epoch ?? 0,
+          lastSeen: event.ts,
+        };
+        this.members.set(event.connId, next);
+        return true;
+      }
+      case 'leave':
+      case 'expire':
+        // A leave that is older than the registration we hold belongs to a
+        // previous incarnation of this connId (it left and joined again).
+        if (isOlder(event, current)) return false;
+        return this.members.delete(event.connId);
+    }
+  }
+}
+
+function isOlder(event: PresenceEvent, current: PresenceMember | undefined): boolean {
+  return current !== undefined && event.epoch !== undefined && event.epoch < current.epoch;
+}

@@ -20,6 +20,7 @@ use crate::cluster::{self, ClusterAdapter};
 use crate::config::Config;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::presence::batch::HeartbeatBatcher;
 use crate::presence::memory::MemoryStore;
 use crate::presence::redis::RedisStore;
 use crate::presence::request::Limits;
@@ -76,15 +77,15 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             let pool_size = usize::try_from(cfg.redis_pool_size).unwrap_or(4);
             let redis = RedisBackend::connect(url, timeout, pool_size).await?;
             tracing::info!(node = %node_id, "presence store: redis (multi node)");
-            let store = Arc::new(
-                RedisStore::new(
-                    redis.pool.clone(),
-                    &cfg.presence_prefix,
-                    cfg.presence_ttl_ms,
-                )
-                .await
-                .context("loading presence scripts")?,
-            );
+            let redis_store = RedisStore::new(
+                redis.pool.clone(),
+                &cfg.presence_prefix,
+                cfg.presence_ttl_ms,
+            )
+            .await
+            .context("loading presence scripts")?;
+            // Heartbeats from many sockets share one script call per free pool lane.
+            let store = Arc::new(HeartbeatBatcher::new(Arc::new(redis_store), pool_size));
             let adapter = cluster::adapter(
                 &redis,
                 &cfg.presence_prefix,

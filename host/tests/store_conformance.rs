@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtm_host::backend::RedisBackend;
+use rtm_host::presence::batch::HeartbeatBatcher;
 use rtm_host::presence::memory::MemoryStore;
 use rtm_host::presence::redis::RedisStore;
 use rtm_host::presence::store::*;
@@ -58,6 +59,21 @@ macro_rules! conformance {
                         .await
                         .unwrap(),
                 );
+                ($body)(store).await;
+            }
+            /// Redis behind the heartbeat coalescer the server uses.
+            #[tokio::test]
+            async fn redis_batched() {
+                let server = support::Redis::start();
+                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(1), 2)
+                    .await
+                    .unwrap();
+                let inner = Arc::new(
+                    RedisStore::new(backend.pool.clone(), "prs:", TTL_MS)
+                        .await
+                        .unwrap(),
+                );
+                let store: Arc<dyn PresenceStore> = Arc::new(HeartbeatBatcher::new(inner, 2));
                 ($body)(store).await;
             }
         }

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 /// A store could not do its job; nothing was written.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend is unreachable or did not answer in time.
     #[error("presence store unavailable: {0}")]

@@ -6,6 +6,7 @@
 //! This node also remembers, per local socket, which registration it holds in each room
 //! (`local`): that is how a socket's heartbeat finds its `connId` without a lookup.
 
+pub mod batch;
 pub mod clock;
 pub mod error;
 pub mod event;

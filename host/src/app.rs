@@ -2,12 +2,16 @@
 //! Handlers are generic over the adapter so one code path serves the single-node
 //! (local adapter) and multi-node (Redis adapter) builds.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::metrics::Metrics;
 use crate::presence::error::PresenceError;
@@ -39,8 +43,23 @@ impl Op {
     }
 }
 
-/// Registers the handlers of one connected socket.
-pub fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
+/// Serves the default namespace. Handlers are registered in a connect *middleware*:
+/// socketioxide awaits middlewares before it sends CONNECT to the client, whereas a
+/// connect handler runs in its own task after CONNECT, so an event the client sends at
+/// once could arrive before its handler exists and be dropped without an ack.
+pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<Ctx>) -> A::InitRes {
+    let handlers = move |s: SocketRef<A>| {
+        let ctx = ctx.clone();
+        async move {
+            on_connect(s, ctx);
+            Ok::<(), Infallible>(())
+        }
+    };
+    io.ns("/", (|| async {}).with(handlers))
+}
+
+/// Registers the handlers of one connecting socket.
+fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
     ctx.metrics.sockets.inc();
     for op in [Op::Join, Op::Heartbeat, Op::Leave, Op::Snapshot] {
         let ctx = ctx.clone();

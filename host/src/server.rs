@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use socketioxide::{SocketIo, adapter::Adapter, extract::SocketRef};
+use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower_http::cors::CorsLayer;
@@ -66,10 +66,7 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             let (layer, io) = builder.build_layer();
             let ctx = context(cfg, &io, store, metrics.clone(), &node_id);
             let presence = ctx.presence.clone();
-            io.ns(
-                "/",
-                move |s: SocketRef| async move { app::on_connect(s, ctx) },
-            );
+            app::register(&io, ctx);
             Ok(assemble(cfg, io, layer, presence, None, metrics, node_id))
         }
         Some(url) => {
@@ -97,11 +94,9 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
                 .build_layer();
             let ctx = context(cfg, &io, store, metrics.clone(), &node_id);
             let presence = ctx.presence.clone();
-            io.ns("/", move |s: SocketRef<ClusterAdapter<_>>| async move {
-                app::on_connect(s, ctx)
-            })
-            .await
-            .context("subscribing the cluster adapter")?;
+            app::register(&io, ctx)
+                .await
+                .context("subscribing the cluster adapter")?;
             Ok(assemble(
                 cfg,
                 io,

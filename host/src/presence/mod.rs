@@ -262,10 +262,9 @@ impl Presence {
                     .unwrap_or_default();
                 match rooms.as_slice() {
                     [only] => Some((*only).clone()),
-                    [] => return Err(PresenceError::NotJoined("(any)".into())),
                     _ => {
                         return Err(PresenceError::InvalidPayload(
-                            "roomId is required with patchState when joined to several rooms"
+                            "roomId is required with patchState unless the socket is in exactly one room"
                                 .into(),
                         ));
                     }

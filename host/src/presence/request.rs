@@ -154,19 +154,6 @@ impl HeartbeatRequest {
 impl RoomRequest {
     /// `presence:leave`: the room is optional (absent means every room).
     pub fn parse_leave(v: &Value, limits: &Limits) -> Result<Self, PresenceError> {
-        // `socket.emit('presence:leave')` with only an ack, or a bare room id string as the
-        // original accepted `void`: both mean "all rooms" / that room.
-        if let Value::String(s) = v {
-            return if is_valid_id(s, limits.max_id_len) {
-                Ok(Self {
-                    room_id: Some(s.clone()),
-                })
-            } else {
-                Err(invalid(
-                    "roomId must be 1..128 characters of [A-Za-z0-9_.:@-]",
-                ))
-            };
-        }
         let obj = object(v, true)?;
         Ok(Self {
             room_id: id(obj, "roomId", limits)?,

@@ -57,20 +57,18 @@ export const QUIET_MS = 600;
 /** Sentinel for {@link emitAck}: emit the event with no payload argument at all. */
 export const NO_PAYLOAD = Symbol('no payload');
 
-/** Environment variables that configure the host; never inherited from the caller's shell. */
-const HOST_ENV_KEYS = [
-  'PORT',
-  'BIND_ADDR',
-  'REDIS_URL',
-  'NODE_ID',
-  'PRESENCE_TTL_MS',
-  'PRESENCE_REAPER_INTERVAL_MS',
-  'PRESENCE_REAPER_LOOKBACK_MS',
-  'PRESENCE_MAX_STATE_BYTES',
-  'PRESENCE_PREFIX',
-  'PRESENCE_RESUME_GRACE_MS',
-  'PLUGINS_DIR',
-];
+/**
+ * Host configuration is never inherited from the caller's shell (a stray
+ * REDIS_URL would turn a memory test into a Redis one, a JWT secret would
+ * refuse every socket): exact names, and prefixes for families of settings
+ * present and to come.
+ */
+const HOST_ENV_KEYS = new Set(['PORT', 'BIND_ADDR', 'NODE_ID', 'LOG_JSON', 'SHUTDOWN_TIMEOUT_MS']);
+const HOST_ENV_PREFIXES = ['PRESENCE_', 'REDIS_', 'SOCKETIO_', 'PLUGIN', 'TENANT', 'JWT_', 'AUTH_', 'ADMIN_'];
+
+function isHostConfigKey(key) {
+  return HOST_ENV_KEYS.has(key) || HOST_ENV_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
 
 /** Every child process we spawned, so a crashing runner still reaps them. */
 const liveChildren = new Set();
@@ -405,8 +403,7 @@ export class HostNode {
    */
   static async start({ name = 'host', env = {}, readyTimeoutMs = 30_000 } = {}) {
     assertHostBinary();
-    const base = { ...process.env };
-    for (const key of HOST_ENV_KEYS) delete base[key];
+    const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !isHostConfigKey(key)));
     const childEnv = {
       ...base,
       PORT: '0',
@@ -718,11 +715,14 @@ export class Harness {
   }
 
   /**
-   * Connects an official socket.io-client to `host` over one transport.
-   * `forceNew` so sockets never share an Engine.IO connection, and no
-   * automatic reconnection: tests decide when a client comes back.
+   * Opens an official socket.io-client socket to `host` over one transport
+   * without waiting for the connection: emits made now are buffered by the
+   * client and flushed the moment the server's CONNECT arrives, which is
+   * what browsers do on page load. `forceNew` so sockets never share an
+   * Engine.IO connection, and no automatic reconnection: tests decide when
+   * a client comes back.
    */
-  async connect(host, { transport = 'websocket', label = 'client' } = {}) {
+  open(host, { transport = 'websocket', label = 'client' } = {}) {
     const socket = io(host.url, {
       transports: [transport],
       forceNew: true,
@@ -731,6 +731,13 @@ export class Harness {
     });
     const client = new Client(socket, `${label}@${host.name}/${transport}`, transport);
     this.clients.push(client);
+    return client;
+  }
+
+  /** Like {@link open}, but resolves once the socket is connected. */
+  async connect(host, { transport = 'websocket', label = 'client' } = {}) {
+    const client = this.open(host, { transport, label });
+    const { socket } = client;
     await new Promise((res, rej) => {
       const timer = setTimeout(() => {
         socket.off('connect', onConnect);

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
@@ -14,12 +14,15 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::metrics::Metrics;
+use crate::plugin_bridge::dispatch_ack;
+use crate::plugins::{EventCall, Plugins};
 use crate::presence::error::PresenceError;
 use crate::presence::{Outcome, Presence};
 
 /// Everything a connection handler needs, shared by every socket of the node.
 pub struct Ctx {
     pub presence: Arc<Presence>,
+    pub plugins: Plugins,
     pub metrics: Arc<Metrics>,
 }
 
@@ -82,20 +85,56 @@ fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
             },
         );
     }
-    let fallback_ctx = ctx.clone();
+    let custom_ctx = ctx.clone();
     socket.on_fallback(
-        move |s: SocketRef<A>, Event(event): Event, ack: AckSender<A>| async move {
-            let started = Instant::now();
-            tracing::debug!(sid = %s.id, event, "no handler for event");
-            let body = json!({ "ok": false, "error": { "code": "unknown_event", "message": format!("no plugin handles {event}") } });
-            let _ = ack.send(&body);
-            fallback_ctx.metrics.observe("custom", "unknown_event", started.elapsed());
+        move |s: SocketRef<A>,
+              Event(event): Event,
+              TryData(data): TryData<Value>,
+              ack: AckSender<A>| async move {
+            custom_event(
+                &custom_ctx,
+                &s.id.to_string(),
+                event,
+                data.unwrap_or(Value::Null),
+                ack,
+            )
+            .await;
         },
     );
+    let sid = socket.id.to_string();
+    ctx.plugins.on_connect(&sid);
     socket.on_disconnect(move |s: SocketRef<A>| async move {
         ctx.metrics.sockets.dec();
-        ctx.presence.disconnect(&s.id.to_string()).await;
+        let sid = s.id.to_string();
+        let user = ctx.presence.user_of(&sid);
+        ctx.plugins.on_disconnect(&sid, user.as_deref());
+        ctx.presence.disconnect(&sid).await;
     });
+}
+
+/// Any other event: the plugin that declares it answers, or `unknown_event`.
+async fn custom_event<A: Adapter>(
+    ctx: &Ctx,
+    sid: &str,
+    event: String,
+    payload: Value,
+    ack: AckSender<A>,
+) {
+    let started = Instant::now();
+    let call = EventCall {
+        socket: sid.to_owned(),
+        user: ctx.presence.user_of(sid),
+        event,
+        payload_json: payload.to_string(),
+    };
+    let event = call.event.clone();
+    let (body, code) = dispatch_ack(ctx.plugins.dispatch(call).await);
+    if code != "ok" {
+        tracing::debug!(sid, event, code, "custom event refused");
+    }
+    // Fails only when the client asked for no ack: the error is then only logged.
+    let _ = ack.send(&body);
+    ctx.metrics.observe("custom", code, started.elapsed());
 }
 
 /// Acks first (so its latency excludes the cross-node broadcast), then publishes events.

@@ -79,6 +79,14 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub shutdown_timeout_ms: u64,
 
+    /// Bearer token required by `/admin/*` (unset: admin routes are open; bind them privately).
+    #[arg(long, env = "ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+
+    /// WebAssembly plugins: directory, sandbox limits, pool, quarantine, cache.
+    #[command(flatten)]
+    pub plugins: crate::plugins::PluginConfig,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
     pub log_json: bool,

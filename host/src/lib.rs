@@ -9,5 +9,7 @@ pub mod config;
 pub mod fanout;
 pub mod http;
 pub mod metrics;
+pub mod plugin_bridge;
+pub mod plugins;
 pub mod presence;
 pub mod server;

@@ -18,8 +18,11 @@ use crate::app::{self, Ctx};
 use crate::backend::RedisBackend;
 use crate::cluster::{self, ClusterAdapter};
 use crate::config::Config;
+use crate::fanout::Fanout;
 use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
+use crate::plugin_bridge::PluginBridge;
+use crate::plugins::{KvBackend, Plugins};
 use crate::presence::batch::HeartbeatBatcher;
 use crate::presence::memory::MemoryStore;
 use crate::presence::redis::RedisStore;
@@ -33,6 +36,7 @@ type CloseFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Se
 pub struct Node {
     pub router: Router,
     pub presence: Arc<Presence>,
+    pub plugins: Plugins,
     pub node_id: String,
     reaper: JoinHandle<()>,
     close_sockets: CloseFn,
@@ -45,6 +49,7 @@ impl Node {
         self.reaper.abort();
         self.presence.shutdown().await;
         (self.close_sockets)().await;
+        self.plugins.shutdown();
     }
 }
 
@@ -64,10 +69,18 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             tracing::info!(node = %node_id, "presence store: memory (single node)");
             let store = Arc::new(MemoryStore::new(cfg.presence_ttl_ms));
             let (layer, io) = builder.build_layer();
-            let ctx = context(cfg, &io, store, metrics.clone(), &node_id);
-            let presence = ctx.presence.clone();
+            let ctx = context(
+                cfg,
+                &io,
+                store,
+                KvBackend::memory(),
+                metrics.clone(),
+                &node_id,
+            )
+            .await?;
+            let node = assemble(cfg, &io, layer, &ctx, None, metrics, node_id);
             app::register(&io, ctx);
-            Ok(assemble(cfg, io, layer, presence, None, metrics, node_id))
+            Ok(node)
         }
         Some(url) => {
             let timeout = Duration::from_millis(cfg.redis_timeout_ms);
@@ -92,65 +105,81 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             let (layer, io) = builder
                 .with_adapter::<ClusterAdapter<_>>(adapter)
                 .build_layer();
-            let ctx = context(cfg, &io, store, metrics.clone(), &node_id);
-            let presence = ctx.presence.clone();
+            let kv = KvBackend::redis(redis.pool.clone(), cfg.presence_prefix.clone());
+            let ctx = context(cfg, &io, store, kv, metrics.clone(), &node_id).await?;
+            let node = assemble(cfg, &io, layer, &ctx, Some(redis), metrics, node_id);
             app::register(&io, ctx)
                 .await
                 .context("subscribing the cluster adapter")?;
-            Ok(assemble(
-                cfg,
-                io,
-                layer,
-                presence,
-                Some(redis),
-                metrics,
-                node_id,
-            ))
+            Ok(node)
         }
     }
 }
 
-fn context<A: Adapter>(
+/// Builds presence and the plugin runtime on top of `io`.
+async fn context<A: Adapter>(
     cfg: &Config,
     io: &SocketIo<A>,
     store: Arc<dyn PresenceStore>,
+    kv: KvBackend,
     metrics: Arc<Metrics>,
     node_id: &str,
-) -> Arc<Ctx> {
+) -> anyhow::Result<Arc<Ctx>> {
     let limits = Limits {
         max_id_len: usize::try_from(cfg.presence_max_id_len).unwrap_or(128),
         max_state_bytes: usize::try_from(cfg.presence_max_state_bytes).unwrap_or(4096),
     };
+    let fanout: Arc<dyn Fanout> = Arc::new(io.clone());
     let presence = Arc::new(Presence::new(
         store,
-        Arc::new(io.clone()),
+        fanout.clone(),
         limits,
         node_id.to_owned(),
         Duration::from_millis(cfg.presence_resume_grace_ms),
     ));
-    Arc::new(Ctx { presence, metrics })
+    let bridge = PluginBridge {
+        fanout,
+        presence: presence.clone(),
+    };
+    let plugins = Plugins::start(cfg.plugins.clone(), Arc::new(bridge), kv, "default")
+        .await
+        .context("starting the plugin runtime")?;
+    let observer = plugins.clone();
+    presence.observe(Box::new(move |event| observer.on_presence(event)));
+    Ok(Arc::new(Ctx {
+        presence,
+        plugins,
+        metrics,
+    }))
 }
 
 fn assemble<A: Adapter>(
     cfg: &Config,
-    io: SocketIo<A>,
+    io: &SocketIo<A>,
     layer: socketioxide::layer::SocketIoLayer<A>,
-    presence: Arc<Presence>,
+    ctx: &Ctx,
     redis: Option<RedisBackend>,
     metrics: Arc<Metrics>,
     node_id: String,
 ) -> Node {
-    let router = http::router(HttpState { redis, metrics })
-        .layer(layer)
-        .layer(CorsLayer::permissive());
+    let router = http::router(HttpState {
+        redis,
+        metrics,
+        plugins: ctx.plugins.clone(),
+        admin_token: cfg.admin_token.as_deref().map(Arc::from),
+    })
+    .layer(layer)
+    .layer(CorsLayer::permissive());
     let reaper = reaper::spawn(
-        presence.clone(),
+        ctx.presence.clone(),
         Duration::from_millis(cfg.presence_reaper_interval_ms),
         cfg.reaper_lookback(),
     );
+    let io = io.clone();
     Node {
         router,
-        presence,
+        presence: ctx.presence.clone(),
+        plugins: ctx.plugins.clone(),
         node_id,
         reaper,
         close_sockets: Box::new(move || Box::pin(async move { io.close().await })),

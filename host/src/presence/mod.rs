@@ -18,7 +18,7 @@ pub mod request;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -30,6 +30,9 @@ use request::{HeartbeatRequest, JoinRequest, Limits, RoomRequest};
 use store::{
     JoinSpec, Patched, PresenceStore, Registration, RemoveSpec, ResumeSpec, Touch, TouchSpec,
 };
+
+/// Called with each published `presence:event` (its JSON).
+pub type Observer = Box<dyn Fn(&str) + Send + Sync>;
 
 /// What a local socket holds in one room.
 #[derive(Debug, Clone)]
@@ -57,6 +60,9 @@ pub struct Presence {
     /// socket id -> room -> registration held. A std mutex: held for map edits only,
     /// never across an await.
     local: Mutex<HashMap<String, HashMap<String, Held>>>,
+    /// Told about every event this node publishes (the plugins' `on-presence` hook).
+    /// Set once after start, because the plugin runtime is built after presence.
+    observer: OnceLock<Observer>,
 }
 
 impl Presence {
@@ -74,7 +80,13 @@ impl Presence {
             node,
             resume_grace,
             local: Mutex::new(HashMap::new()),
+            observer: OnceLock::new(),
         }
+    }
+
+    /// Registers the one observer of published events (later calls are ignored).
+    pub fn observe(&self, f: Observer) {
+        let _ = self.observer.set(f);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -470,6 +482,9 @@ impl Presence {
     pub async fn publish(&self, events: Vec<PresenceEvent>) {
         for ev in events {
             let Some(raw) = ev.to_raw() else { continue };
+            if let Some(observer) = self.observer.get() {
+                observer(raw.get());
+            }
             if let Err(e) = self
                 .fanout
                 .to_room(&ev.room_id, None, event::EVENT_NAME, &raw)

@@ -1,0 +1,203 @@
+//! Each failure guest fails only its own call, with `plugin_failed`, within
+//! its limit, while the chat plugin keeps answering.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use rtm_host::plugins::{DispatchError, Plugins};
+
+use crate::support::{call, guests, init_tracing, start_with};
+
+/// Sends chat messages until `stop`; returns (ok, failed).
+fn chat_load(plugins: Plugins, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(u64, u64)> {
+    tokio::spawn(async move {
+        let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+        while !stop.load(Ordering::Relaxed) {
+            let r = plugins
+                .dispatch(call(
+                    "s1",
+                    Some("ada"),
+                    "chat:message",
+                    json!({"roomId": "lobby", "text": "still here"}),
+                ))
+                .await;
+            match r {
+                Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+            };
+            tokio::task::yield_now().await;
+        }
+        (ok.into_inner(), failed.into_inner())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_guests_fail_alone_within_limits() {
+    init_tracing();
+    let g = guests();
+    let rt = start_with(
+        "failures",
+        &[
+            (&g.chat_v1, "chat.wasm"),
+            (&g.trap, "trap.wasm"),
+            (&g.panic, "panic.wasm"),
+            (&g.spin, "spin.wasm"),
+            (&g.membomb, "membomb.wasm"),
+        ],
+        |cfg| {
+            cfg.cpu_ms = 100;
+            cfg.timeout_ms = 2_000;
+            cfg.memory_mb = 32;
+            // Keep the breaker out of this test.
+            cfg.quarantine_failures = 1_000;
+        },
+    )
+    .await;
+    rt.host.put_in_room("s1", "lobby");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = chat_load(rt.plugins.clone(), stop.clone());
+
+    // (event, upper bound for the failure, expected words in the reason)
+    let cases: [(&str, Duration, &str); 4] = [
+        ("trap:now", Duration::from_millis(500), "trap"),
+        ("panic:now", Duration::from_millis(500), "trap"),
+        ("spin:now", Duration::from_millis(900), "CPU time limit"),
+        (
+            "membomb:now",
+            Duration::from_millis(1_500),
+            "memory limit of 32 MiB",
+        ),
+    ];
+    for (event, limit, reason) in cases {
+        for round in 0..2 {
+            let started = Instant::now();
+            let err = rt
+                .plugins
+                .dispatch(call("s1", None, event, json!({})))
+                .await
+                .expect_err("failure guest fails");
+            let took = started.elapsed();
+            println!("{event} round {round}: {took:?}: {err}");
+            match &err {
+                DispatchError::PluginFailed(why) => assert!(why.contains(reason), "{event}: {why}"),
+                other => panic!("{event}: expected PluginFailed, got {other:?}"),
+            }
+            assert_eq!(err.code(), "plugin_failed");
+            assert!(took < limit, "{event} took {took:?}, limit {limit:?}");
+        }
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = load.await.expect("load task");
+    println!("chat during failures: {ok} ok, {failed} failed");
+    assert!(ok > 0, "chat answered meanwhile");
+    assert_eq!(failed, 0, "chat never failed");
+
+    let admin = rt.plugins.admin_json();
+    for name in ["trap", "panic", "spin", "membomb"] {
+        let p = admin["plugins"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .expect("plugin listed");
+        assert_eq!(p["failures"], 2, "{name}: {p}");
+        assert_eq!(p["state"], "active");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_timeout_ends_a_guest_with_cpu_to_spare() {
+    init_tracing();
+    let rt = start_with("timeout", &[(&guests().spin, "spin.wasm")], |cfg| {
+        cfg.cpu_ms = 60_000;
+        cfg.timeout_ms = 200;
+    })
+    .await;
+    let started = Instant::now();
+    let err = rt
+        .plugins
+        .dispatch(call("s1", None, "spin:now", json!({})))
+        .await
+        .expect_err("times out");
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, DispatchError::PluginFailed(why) if why.contains("wall-clock")),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_millis(600), "took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_has_no_files_and_no_network() {
+    init_tracing();
+    let g = guests();
+    let rt = start_with(
+        "sandbox",
+        &[(&g.fs, "fs.wasm"), (&g.net, "net.wasm")],
+        |_| {},
+    )
+    .await;
+
+    for path in ["/etc/passwd", "Cargo.toml", ".", "/"] {
+        let err = rt
+            .plugins
+            .dispatch(call("s1", None, "fs:read", json!({ "path": path })))
+            .await
+            .expect_err("no file access");
+        assert!(
+            matches!(&err, DispatchError::PluginError { code, .. } if code == "fs_denied"),
+            "{path}: {err:?}"
+        );
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let err = rt
+        .plugins
+        .dispatch(call("s1", None, "net:connect", json!({ "addr": addr })))
+        .await
+        .expect_err("no network");
+    assert!(
+        matches!(&err, DispatchError::PluginError { code, .. } if code == "net_denied"),
+        "{err:?}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "nothing connected to the listener"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_manifest_is_refused_and_reported() {
+    init_tracing();
+    let g = guests();
+    let rt = start_with(
+        "bad-manifest",
+        &[(&g.bad_manifest, "bad.wasm"), (&g.noop, "noop.wasm")],
+        |_| {},
+    )
+    .await;
+    assert!(rt.plugins.ready(), "a bad plugin does not stop the runtime");
+    assert!(!rt.plugins.handles("bad:ok"));
+    assert!(rt.plugins.handles("noop:x"));
+    let admin = rt.plugins.admin_json();
+    let rejected = admin["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), 1, "{admin}");
+    assert_eq!(rejected[0]["file"], "bad.wasm");
+    let error = rejected[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("not a valid event!"), "{error}");
+
+    // Not a component at all.
+    std::fs::write(rt.dir.join("garbage.wasm"), b"\0asm nonsense").expect("write");
+    crate::support::eventually(Duration::from_secs(3), || {
+        rt.plugins.admin_json()["rejected"]
+            .as_array()
+            .map_or(0, Vec::len)
+            == 2
+    })
+    .await
+    .expect("garbage refused");
+}

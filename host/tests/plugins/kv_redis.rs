@@ -1,0 +1,166 @@
+//! The kv interface on Redis (a `redis-server` spawned for the test; skipped
+//! with a note when the binary is missing): namespacing, the capped list
+//! push (a Lua script) and the chat history, with keys where the host says.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ListInterface, Pool};
+use serde_json::json;
+
+use rtm_host::plugins::{KvBackend, Plugins};
+
+use crate::support::{RecordingHost, call, config, guests, init_tracing, json, scratch_dir};
+
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_redis() -> Option<Redis> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .ok()?
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    Some(Redis { child, port })
+}
+
+async fn connect(port: u16) -> Pool {
+    let config = Config::from_url(&format!("redis://127.0.0.1:{port}")).expect("redis url");
+    let pool = Builder::from_config(config).build_pool(2).expect("pool");
+    for _ in 0..100 {
+        if pool.init().await.is_ok() {
+            return pool;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis-server on port {port} did not come up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_on_redis() {
+    init_tracing();
+    let Some(redis) = spawn_redis() else {
+        println!("SKIPPED kv_on_redis: no redis-server on PATH");
+        return;
+    };
+    let pool = connect(redis.port).await;
+    let g = guests();
+    let dir = scratch_dir("kv-redis");
+    for (from, name) in [
+        (&g.kv_a, "kv-a.wasm"),
+        (&g.kv_b, "kv-b.wasm"),
+        (&g.chat_v1, "chat.wasm"),
+    ] {
+        std::fs::copy(from, dir.join(name)).expect("copy");
+    }
+    let host = std::sync::Arc::new(RecordingHost::default());
+    host.put_in_room("s1", "lobby");
+    let plugins = Plugins::start(
+        config(&dir),
+        host,
+        KvBackend::redis(pool.clone(), "rtm:"),
+        "acme",
+    )
+    .await
+    .expect("start");
+
+    plugins
+        .dispatch(call("s", None, "kva:set", json!({"value": "a"})))
+        .await
+        .expect("a set");
+    for v in ["b1", "b2", "b3", "b4"] {
+        plugins
+            .dispatch(call("s", None, "kvb:set", json!({ "value": v })))
+            .await
+            .expect("b set");
+    }
+    let a = json(
+        plugins
+            .dispatch(call("s", None, "kva:get", json!({})))
+            .await
+            .expect("a get"),
+    );
+    let b = json(
+        plugins
+            .dispatch(call("s", None, "kvb:get", json!({})))
+            .await
+            .expect("b get"),
+    );
+    assert_eq!(
+        a,
+        json!({"value": "a", "list": ["a"], "hash": "a", "counter": 1})
+    );
+    assert_eq!(
+        b,
+        json!({"value": "b4", "list": ["b2", "b3", "b4"], "hash": "b4", "counter": 4})
+    );
+
+    // Keys live under <prefix>plugin:<tenant>:<plugin>:.
+    let raw: Option<String> = pool.get("rtm:plugin:acme:kv-a:shared").await.expect("get");
+    assert_eq!(raw.as_deref(), Some("\"a\""));
+    let list: Vec<String> = pool
+        .lrange("rtm:plugin:acme:kv-b:shared-list", 0, -1)
+        .await
+        .expect("lrange");
+    assert_eq!(list.len(), 3);
+
+    for i in 0..103 {
+        plugins
+            .dispatch(call(
+                "s1",
+                Some("ada"),
+                "chat:message",
+                json!({"roomId": "lobby", "text": format!("m{i}")}),
+            ))
+            .await
+            .expect("message");
+    }
+    let history = json(
+        plugins
+            .dispatch(call(
+                "s1",
+                None,
+                "chat:history",
+                json!({"roomId": "lobby", "limit": 2}),
+            ))
+            .await
+            .expect("history"),
+    );
+    assert_eq!(history["messages"][0]["text"], "m101");
+    assert_eq!(history["messages"][1]["text"], "m102");
+    let len: u64 = pool
+        .llen("rtm:plugin:acme:chat:history:lobby")
+        .await
+        .expect("llen");
+    assert_eq!(len, 100);
+
+    // Redis gone: kv calls fail with `unavailable`, as plugin errors, quickly enough.
+    drop(redis);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = plugins
+        .dispatch(call("s", None, "kva:get", json!({})))
+        .await;
+    println!("kv with redis down: {err:?}");
+    plugins.shutdown();
+}

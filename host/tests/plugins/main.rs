@@ -1,0 +1,13 @@
+//! Integration tests of the plugin runtime against real guests built from
+//! `plugins/` (see `support::guests`). One test binary, one module per behaviour.
+
+mod chat;
+mod conflicts;
+mod failures;
+mod hooks;
+mod hot_reload;
+mod kv_namespacing;
+mod kv_redis;
+mod quarantine;
+mod support;
+mod timing;

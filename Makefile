@@ -4,11 +4,22 @@
 CARGO ?= cargo
 export CARGO_TERM_PROGRESS_WHEN = auto
 
-.PHONY: run test host lint test-rust test-js test-sdk deps-js
+.PHONY: run test host guests lint test-rust test-js test-sdk deps-js
 
-## Build and run the host on :3000 (embedded memory store; set REDIS_URL for Redis).
-run:
-	$(CARGO) run --release -p rtm-host
+GUESTS := $(CURDIR)/target/wasm-guests/artifacts
+RUN_PLUGINS := $(CURDIR)/target/run-plugins
+
+## Build and run the host on :3000 with the chat plugin (embedded memory store; set
+## REDIS_URL for Redis; PLUGINS_DIR to serve your own folder instead).
+run: guests
+	mkdir -p $(RUN_PLUGINS)
+	cp $(GUESTS)/chat-v1.wasm $(RUN_PLUGINS)/chat.wasm
+	PLUGINS_DIR=$${PLUGINS_DIR:-$(RUN_PLUGINS)} $(CARGO) run --release -p rtm-host
+
+## Every Rust plugin and test guest, built from source for wasm32-wasip2.
+guests:
+	rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+	scripts/build-guests.sh
 
 ## Every test: formatting, lints, Rust (unit, store conformance, real clients), the
 ## socket.io-client suite, and the TypeScript SDK (unit, integration, browser).
@@ -20,16 +31,20 @@ host:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --target-dir target/wasm-guests -- -D warnings
 
-test-rust:
+test-rust: guests
 	$(CARGO) test --workspace
+	cd guest-sdk && $(CARGO) test --quiet
 
 deps-js:
 	cd host/tests/js && npm ci --no-audit --no-fund
 	cd rtm-sdk && npm ci --no-audit --no-fund
 
-test-js: host deps-js
-	cd host/tests/js && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host npm test
+test-js: host guests deps-js
+	cd host/tests/js && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_GUESTS_DIR=$(GUESTS) npm test
 
-test-sdk: host deps-js
-	cd rtm-sdk && npm run build && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host npm test && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host npm run test:e2e
+test-sdk: host guests deps-js
+	mkdir -p $(CURDIR)/target/sdk-plugins
+	cp $(GUESTS)/chat-v1.wasm $(CURDIR)/target/sdk-plugins/chat.wasm
+	cd rtm-sdk && npm run build && export RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_PLUGINS_DIR=$(CURDIR)/target/sdk-plugins && npm test && npm run test:e2e

@@ -64,6 +64,10 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<Ctx>) ->
 /// Registers the handlers of one connecting socket.
 fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
     ctx.metrics.sockets.inc();
+    // Socket.IO puts every socket in a room named by its id, and addressing builds on it:
+    // `to(sid)` reaches one socket on any node, `except(sid)` leaves the sender out.
+    // socketioxide does not do this by itself.
+    socket.join(socket.id.to_string());
     for op in [Op::Join, Op::Heartbeat, Op::Leave, Op::Snapshot] {
         let ctx = ctx.clone();
         socket.on(

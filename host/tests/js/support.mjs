@@ -22,8 +22,11 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
+import { copyFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -815,4 +818,100 @@ export class Harness {
       }
     };
   }
+}
+
+// ---------------------------------------------------------------------------
+// plugins (added for plugins.test.mjs)
+// ---------------------------------------------------------------------------
+
+/**
+ * Prebuilt guest components (`scripts/build-guests.sh`): `RTM_GUESTS_DIR`,
+ * default `<repo>/target/wasm-guests/artifacts`.
+ */
+export const GUESTS_DIR = process.env.RTM_GUESTS_DIR
+  ? resolve(process.env.RTM_GUESTS_DIR)
+  : resolve(REPO_ROOT, 'target', 'wasm-guests', 'artifacts');
+
+/** Path of a prebuilt guest, e.g. `guestPath('chat-v1.wasm')`. */
+export function guestPath(file) {
+  return resolve(GUESTS_DIR, file);
+}
+
+/** Fails loudly (never skips) when a prebuilt guest component is missing. */
+export function assertGuests(files) {
+  const missing = files.filter((file) => {
+    try {
+      accessSync(guestPath(file), fsConstants.R_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length > 0) {
+    throw new Error(
+      `prebuilt guest component(s) missing from ${GUESTS_DIR}: ${missing.join(', ')}. ` +
+        'Build them with scripts/build-guests.sh or point RTM_GUESTS_DIR at them.',
+    );
+  }
+}
+
+/**
+ * A fresh temporary directory (under the OS temp dir) whose name starts
+ * with `prefix`; remove it with `rmSync(dir, { recursive: true, force: true })`.
+ */
+export function tempDir(prefix = 'rtm-') {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * A fresh temporary PLUGINS_DIR holding copies of prebuilt guests:
+ * `files` maps the name in the directory to the guest's file name, e.g.
+ * `{ 'chat.wasm': 'chat-v1.wasm', 'trap.wasm': 'trap.wasm' }`.
+ */
+export function makePluginsDir(files) {
+  assertGuests(Object.values(files));
+  const dir = tempDir('rtm-plugins-');
+  for (const [name, guest] of Object.entries(files)) copyFileSync(guestPath(guest), join(dir, name));
+  return dir;
+}
+
+/** `GET url` as parsed JSON (bounded); throws on a non-2xx status. */
+export async function getJson(url, timeoutMs = 3_000) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+  return JSON.parse(text);
+}
+
+/** `GET url` as text (bounded); throws on a non-2xx status. */
+export async function getText(url, timeoutMs = 3_000) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}: ${text.slice(0, 300)}`);
+  return text;
+}
+
+/**
+ * Records every `eventName` the client's socket receives (an
+ * {@link EventLog} on another event than `presence:event`).
+ */
+export function listen(client, eventName) {
+  return new EventLog(client.socket, `${client.label} ${eventName}`, eventName);
+}
+
+/**
+ * Value of one Prometheus sample, e.g.
+ * `metricValue(text, 'rtm_plugin_calls_total', { plugin: 'chat' })`;
+ * `undefined` when no sample of that name carries all the given labels.
+ */
+export function metricValue(text, name, labels = {}) {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const m = /^([^{\s]+)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = {};
+    for (const pair of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) have[pair[1]] = pair[2];
+    if (Object.entries(labels).every(([k, v]) => have[k] === String(v))) return Number(m[3]);
+  }
+  return undefined;
 }

@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_PROGRESS_WHEN = auto
 
-.PHONY: run test host guests lint test-rust test-js test-sdk deps-js
+.PHONY: run test host guests guests-polyglot lint test-rust test-js test-sdk test-polyglot deps-js
 
 GUESTS := $(CURDIR)/target/wasm-guests/artifacts
 RUN_PLUGINS := $(CURDIR)/target/run-plugins
@@ -21,12 +21,16 @@ guests:
 	rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 	scripts/build-guests.sh
 
-## Every test: formatting, lints, Rust (unit, store conformance, real clients), the
-## socket.io-client suite, and the TypeScript SDK (unit, integration, browser).
-test: lint test-rust test-js test-sdk
+## Every test: formatting, lints, Rust (unit, store conformance, plugin runtime, real
+## clients), the socket.io-client suites, JS/Python guests, and the TypeScript SDK.
+test: lint test-rust test-js test-polyglot test-sdk
 
 host:
 	$(CARGO) build -p rtm-host
+
+## JavaScript and Python plugins (componentize-js / componentize-py, pinned), into plugins/dist.
+guests-polyglot:
+	plugins/build-polyglot.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -43,6 +47,11 @@ deps-js:
 
 test-js: host guests deps-js
 	cd host/tests/js && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_GUESTS_DIR=$(GUESTS) npm test
+
+test-polyglot: host guests guests-polyglot
+	node --test guest-sdk/js/test/
+	python3 -m unittest discover -s guest-sdk/python/tests
+	cd plugins && npm ci --no-audit --no-fund && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test --test-concurrency=1 polyglot.test.mjs
 
 test-sdk: host guests deps-js
 	mkdir -p $(CURDIR)/target/sdk-plugins

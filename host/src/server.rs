@@ -141,8 +141,9 @@ async fn context<A: Adapter>(
         fanout,
         presence: presence.clone(),
     };
-    let plugins = Plugins::start(cfg.plugins.clone(), Arc::new(bridge), kv, "default")
-        .await
+    // Plugins load in the background: the node serves presence meanwhile and `/readyz`
+    // says 503 until every file has been tried (big guests take seconds to compile).
+    let plugins = Plugins::launch(cfg.plugins.clone(), Arc::new(bridge), kv, "default")
         .context("starting the plugin runtime")?;
     let observer = plugins.clone();
     presence.observe(Box::new(move |event| observer.on_presence(event)));

@@ -74,11 +74,18 @@ struct Shared {
     rejected: Mutex<BTreeMap<PathBuf, Rejection>>,
     /// The running watcher, taken out at shutdown.
     watcher: Mutex<Option<Watcher>>,
-    ready: AtomicBool,
+    /// Turns true once the initial scan of the directory is done.
+    loaded: tokio::sync::watch::Sender<bool>,
     shut_down: AtomicBool,
 }
 
 impl Shared {
+    fn finish_initial_load(&self) {
+        self.loaded.send_replace(true);
+        let loaded: Vec<String> = self.registry.snapshot().by_name.keys().cloned().collect();
+        tracing::info!(tenant = %self.tenant, plugins = ?loaded, "plugin runtime loaded");
+    }
+
     fn rejected_mut(&self) -> MutexGuard<'_, BTreeMap<PathBuf, Rejection>> {
         self.rejected.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -101,6 +108,26 @@ impl Plugins {
         kv: KvBackend,
         tenant: &str,
     ) -> anyhow::Result<Plugins> {
+        let plugins = Self::launch(cfg, host, kv, tenant)?;
+        plugins.loaded().await;
+        Ok(plugins)
+    }
+
+    /// Waits until the initial load of the directory is done (see [`Plugins::launch`]).
+    pub async fn loaded(&self) {
+        let mut rx = self.shared.loaded.subscribe();
+        let _ = rx.wait_for(|done| *done).await;
+    }
+
+    /// Like [`Plugins::start`], but returns at once and loads the directory in the
+    /// background: the host serves (presence, health) while big guests compile, and
+    /// `ready()` (hence `/readyz`) turns true when every file has been tried.
+    pub fn launch(
+        cfg: PluginConfig,
+        host: Arc<dyn PluginHost>,
+        kv: KvBackend,
+        tenant: &str,
+    ) -> anyhow::Result<Plugins> {
         let engine = PluginEngine::new(&cfg).context("starting the plugin engine")?;
         let limits = CallLimits {
             cpu_ticks: cfg.cpu_ticks(),
@@ -117,7 +144,7 @@ impl Plugins {
             sync_lock: tokio::sync::Mutex::new(()),
             rejected: Mutex::new(BTreeMap::new()),
             watcher: Mutex::new(None),
-            ready: AtomicBool::new(false),
+            loaded: tokio::sync::watch::Sender::new(false),
             shut_down: AtomicBool::new(false),
             cfg,
         });
@@ -136,11 +163,14 @@ impl Plugins {
                 .watcher
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(watcher);
-            watcher::full_rescan(&shared, &dir).await;
+            let loader = shared.clone();
+            tokio::spawn(async move {
+                watcher::full_rescan(&loader, &dir).await;
+                loader.finish_initial_load();
+            });
+        } else {
+            shared.finish_initial_load();
         }
-        shared.ready.store(true, Ordering::Release);
-        let loaded: Vec<String> = shared.registry.snapshot().by_name.keys().cloned().collect();
-        tracing::info!(tenant, plugins = ?loaded, "plugin runtime started");
         Ok(Plugins { shared })
     }
 
@@ -278,7 +308,7 @@ impl Plugins {
 
     /// True once the initial load is done, until shutdown.
     pub fn ready(&self) -> bool {
-        self.shared.ready.load(Ordering::Acquire) && !self.shared.shut_down.load(Ordering::Acquire)
+        *self.shared.loaded.borrow() && !self.shared.shut_down.load(Ordering::Acquire)
     }
 
     /// Stops watching and unloads every plugin; calls in flight finish, new

@@ -459,6 +459,14 @@ export class HostNode {
     } finally {
       clearTimeout(timer);
     }
+    if (env.PLUGINS_DIR) {
+      // Plugins compile in the background after the listener is up; /readyz says when
+      // every file has been tried.
+      await waitUntil(async () => (await httpStatus(`${node.url}/readyz`).catch(() => 0)) === 200, {
+        timeoutMs: readyTimeoutMs,
+        what: `${name} /readyz (plugins loaded)`,
+      });
+    }
     return node;
   }
 

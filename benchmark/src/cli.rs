@@ -1,0 +1,440 @@
+//! Command line and environment: every knob is a flag and most have an environment
+//! variable (`TARGET_URL`, `ROOM_COUNT`, `HEARTBEATS_PER_SEC`, `USERS_PER_ROOM`,
+//! `DURATION`, ...), so CI and humans drive the same binary the same way.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Rooms of the rate scenarios unless `--room-count` says otherwise.
+pub const DEFAULT_ROOMS: u32 = 100;
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// rooms x users join, then heartbeats at a total rate (a share patching state).
+    Presence,
+    /// rooms x users join, then `chat:message` at a total rate through the chat plugin.
+    Chat,
+    /// N idle joined connections: server memory per connection.
+    Connections,
+    /// N clients connect and join at once: time until all are joined.
+    Storm,
+    /// Chat traffic while the chat plugin file is replaced: lost events and latency spike.
+    Reload,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Presence => "presence",
+            Scenario::Chat => "chat",
+            Scenario::Connections => "connections",
+            Scenario::Storm => "storm",
+            Scenario::Reload => "reload",
+        }
+    }
+
+    /// Whether the server needs the chat plugin for this scenario.
+    pub fn needs_chat(self) -> bool {
+        matches!(self, Scenario::Chat | Scenario::Reload)
+    }
+}
+
+/// A server the harness starts itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpawnKind {
+    /// `rtm-host` on its embedded memory store.
+    Memory,
+    /// `rtm-host` on a private `redis-server`.
+    Redis,
+    /// Any server command (given `PORT`, `BIND_ADDR` and `REDIS_URL` of a private Redis),
+    /// e.g. `node:node dist/server.js`.
+    Node(String),
+}
+
+impl FromStr for SpawnKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            _ => match s.strip_prefix("node:") {
+                Some(cmd) if !cmd.trim().is_empty() => Ok(Self::Node(cmd.to_owned())),
+                _ => Err(format!(
+                    "expected memory, redis or node:<command>, got {s:?}"
+                )),
+            },
+        }
+    }
+}
+
+impl SpawnKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            SpawnKind::Memory => "memory",
+            SpawnKind::Redis => "redis",
+            SpawnKind::Node(_) => "node",
+        }
+    }
+}
+
+/// Parses `10`, `10s`, `500ms`, `2m` or `1.5s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in {s:?} (use ms, s or m)")),
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(format!("duration out of range: {s:?}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// `rtm-bench`: load scenarios against rtm (or another Socket.IO server), with HDR
+/// percentiles and the server's CPU per operation.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rtm-bench", version, about, long_about = None)]
+pub struct Args {
+    /// Scenario to run.
+    #[arg(value_enum, env = "BENCH_SCENARIO")]
+    pub scenario: Scenario,
+
+    // --- target -----------------------------------------------------------------
+    /// Server to load (ignored with --spawn).
+    #[arg(long, env = "TARGET_URL", default_value = "http://127.0.0.1:3000")]
+    pub target_url: String,
+
+    /// Start a fresh server for this run: memory, redis (rtm-host + private redis-server)
+    /// or node:<command>.
+    #[arg(long, env = "BENCH_SPAWN")]
+    pub spawn: Option<SpawnKind>,
+
+    /// PID of a server you started, to measure its CPU and memory.
+    #[arg(long, env = "SERVER_PID")]
+    pub server_pid: Option<u32>,
+
+    /// PID of the Redis your server uses, to measure its CPU.
+    #[arg(long, env = "REDIS_PID")]
+    pub redis_pid: Option<u32>,
+
+    /// The Redis your server uses, host:port, to break its time down by command
+    /// (`INFO commandstats`); known already for spawned targets.
+    #[arg(long, env = "BENCH_REDIS_ADDR")]
+    pub redis_addr: Option<std::net::SocketAddr>,
+
+    /// Second target: a URL, run in alternating rounds with the first.
+    #[arg(long, env = "COMPARE_URL", conflicts_with = "compare_spawn")]
+    pub compare: Option<String>,
+
+    /// Second target started by the harness: memory, redis or node:<command>.
+    #[arg(long, env = "COMPARE_SPAWN")]
+    pub compare_spawn: Option<SpawnKind>,
+
+    /// PID of the --compare server.
+    #[arg(long, env = "COMPARE_SERVER_PID")]
+    pub compare_server_pid: Option<u32>,
+
+    /// PID of the --compare server's Redis.
+    #[arg(long, env = "COMPARE_REDIS_PID")]
+    pub compare_redis_pid: Option<u32>,
+
+    /// Rounds per target (alternating between targets with --compare).
+    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
+
+    /// `rtm-host` binary for --spawn.
+    #[arg(long, env = "HOST_BIN", default_value = "target/release/rtm-host")]
+    pub host_bin: PathBuf,
+
+    /// `redis-server` binary for --spawn redis.
+    #[arg(long, env = "REDIS_BIN", default_value = "redis-server")]
+    pub redis_bin: String,
+
+    /// Extra environment for spawned servers, KEY=VALUE (repeatable).
+    #[arg(long = "host-env", value_parser = parse_key_value)]
+    pub host_env: Vec<(String, String)>,
+
+    /// Engine.IO path on the server.
+    #[arg(long, env = "BENCH_SOCKETIO_PATH", default_value = "/socket.io/")]
+    pub path: String,
+
+    /// Socket.IO namespace.
+    #[arg(long, env = "BENCH_NAMESPACE", default_value = "/")]
+    pub namespace: String,
+
+    // --- population ---------------------------------------------------------------
+    /// Rooms (default: 100 for presence/chat/reload; connections / users-per-room for
+    /// connections/storm, so rooms keep their size as the population grows).
+    #[arg(long, env = "ROOM_COUNT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub room_count: Option<u32>,
+
+    /// Users (one connection each) per room.
+    #[arg(long, env = "USERS_PER_ROOM", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub users_per_room: u32,
+
+    /// Connections for `connections` and `storm` (default: rooms x users, 1,000).
+    #[arg(long, env = "CONNECTIONS")]
+    pub connections: Option<u32>,
+
+    /// Connections opened (and joined) at once while setting up.
+    #[arg(long, env = "CONNECT_CONCURRENCY", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_concurrency: u32,
+
+    /// `connections`/`storm`: connect only, no `presence:join` (to tell the transport's
+    /// share of the cost from presence's).
+    #[arg(long, env = "SKIP_JOIN")]
+    pub skip_join: bool,
+
+    /// `storm` only: cap on simultaneous handshakes (default: all at once).
+    #[arg(long, env = "STORM_CONCURRENCY")]
+    pub storm_concurrency: Option<u32>,
+
+    /// Loopback source addresses to spread connections over (127.0.0.1..N).
+    #[arg(long, env = "SOURCE_ADDRS", default_value_t = 8)]
+    pub source_addrs: usize,
+
+    // --- load ---------------------------------------------------------------------
+    /// `presence`: heartbeats per second, all clients together.
+    #[arg(long, env = "HEARTBEATS_PER_SEC", default_value_t = 5000.0)]
+    pub heartbeats_per_sec: f64,
+
+    /// `presence`: share of heartbeats that carry `patchState` (0..1).
+    #[arg(long, env = "PATCH_SHARE", default_value_t = 0.1)]
+    pub patch_share: f64,
+
+    /// `chat`/`reload`: messages per second, all clients together.
+    #[arg(long, env = "MESSAGES_PER_SEC", default_value_t = 1000.0)]
+    pub messages_per_sec: f64,
+
+    /// `chat`/`reload`: message text length in bytes (timestamp included).
+    #[arg(long, env = "TEXT_BYTES", default_value_t = 64)]
+    pub text_bytes: usize,
+
+    /// Measured window.
+    #[arg(long, env = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Load before the window opens (excluded from the numbers).
+    #[arg(long, env = "WARMUP", default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// An ack not received after this long counts as an error.
+    #[arg(long, env = "ACK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ack_timeout: Duration,
+
+    /// A connection not established (and joined) after this long counts as an error.
+    #[arg(long, env = "CONNECT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// `connections`: wait after the last join before reading the server's memory.
+    #[arg(long, env = "SETTLE", default_value = "3s", value_parser = parse_duration)]
+    pub settle: Duration,
+
+    // --- plugins ------------------------------------------------------------------
+    /// Chat plugin (v1) installed into spawned servers' PLUGINS_DIR for chat/reload.
+    #[arg(
+        long,
+        env = "CHAT_PLUGIN",
+        default_value = "target/wasm-guests/artifacts/chat-v1.wasm"
+    )]
+    pub chat_plugin: PathBuf,
+
+    /// `reload`: a second build of the chat plugin to swap in (alternates with v1);
+    /// `make guests` builds both.
+    #[arg(
+        long,
+        env = "CHAT_PLUGIN_V2",
+        default_value = "target/wasm-guests/artifacts/chat-v2.wasm"
+    )]
+    pub chat_plugin_v2: PathBuf,
+
+    /// `reload` against a server you started: its PLUGINS_DIR.
+    #[arg(long, env = "BENCH_PLUGINS_DIR")]
+    pub plugins_dir: Option<PathBuf>,
+
+    /// File name of the chat plugin inside PLUGINS_DIR.
+    #[arg(long, env = "CHAT_PLUGIN_FILE", default_value = "chat.wasm")]
+    pub chat_plugin_file: String,
+
+    /// `reload`: how many times the plugin is replaced during the window.
+    #[arg(long, env = "RELOADS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub reloads: u32,
+
+    // --- sweep --------------------------------------------------------------------
+    /// Raise the rate (presence/chat) or the connections (storm/connections) step by step
+    /// until p99 crosses --p99-ms; print the highest sustained level.
+    #[arg(long, env = "BENCH_SWEEP")]
+    pub sweep: bool,
+
+    /// Sweep threshold on the primary latency's p99, in milliseconds.
+    #[arg(long, env = "P99_MS", default_value_t = 10.0)]
+    pub p99_ms: f64,
+
+    /// Sweep: first level (default: the scenario's configured rate or connections).
+    #[arg(long, env = "SWEEP_START")]
+    pub sweep_start: Option<f64>,
+
+    /// Sweep: each level is the previous one times this.
+    #[arg(long, env = "SWEEP_FACTOR", default_value_t = 1.5)]
+    pub sweep_factor: f64,
+
+    /// Sweep: never go above this level.
+    #[arg(long, env = "SWEEP_MAX", default_value_t = 1_000_000.0)]
+    pub sweep_max: f64,
+
+    /// Sweep: at most this many levels.
+    #[arg(long, env = "SWEEP_STEPS", default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub sweep_steps: u32,
+
+    // --- output and harness -------------------------------------------------------
+    /// Print JSON on stdout instead of the table.
+    #[arg(long, env = "BENCH_JSON")]
+    pub json: bool,
+
+    /// No progress line on stderr.
+    #[arg(long, short, env = "BENCH_QUIET")]
+    pub quiet: bool,
+
+    /// Worker threads of the harness's runtime (1 leaves the other core to the server).
+    #[arg(long, env = "BENCH_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+
+    /// Where spawned servers' logs and plugin dirs go (default: a temp dir, removed).
+    #[arg(long, env = "BENCH_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// Connections for count-driven scenarios.
+    pub fn connection_count(&self) -> u32 {
+        self.connections.unwrap_or_else(|| {
+            self.room_count
+                .unwrap_or(DEFAULT_ROOMS)
+                .saturating_mul(self.users_per_room)
+        })
+    }
+
+    /// Rooms for a population of `connections` clients.
+    pub fn rooms_for(&self, connections: u32) -> u32 {
+        match (self.room_count, self.scenario) {
+            (Some(rooms), _) => rooms,
+            (None, Scenario::Connections | Scenario::Storm) => {
+                connections.div_ceil(self.users_per_room).max(1)
+            }
+            (None, _) => DEFAULT_ROOMS,
+        }
+    }
+
+    /// Rooms of the rate scenarios.
+    pub fn rooms(&self) -> u32 {
+        self.room_count.unwrap_or(DEFAULT_ROOMS)
+    }
+
+    /// The configured level a sweep starts from when --sweep-start is absent.
+    pub fn base_level(&self) -> f64 {
+        match self.scenario {
+            Scenario::Presence => self.heartbeats_per_sec,
+            Scenario::Chat | Scenario::Reload => self.messages_per_sec,
+            Scenario::Connections | Scenario::Storm => f64::from(self.connection_count()),
+        }
+    }
+
+    /// Cross-field checks clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.patch_share) {
+            return Err("--patch-share must be within 0..1".into());
+        }
+        if self.heartbeats_per_sec <= 0.0 || self.messages_per_sec <= 0.0 {
+            return Err("rates must be positive".into());
+        }
+        if self.sweep && (self.compare.is_some() || self.compare_spawn.is_some()) {
+            return Err("--sweep and --compare do not combine; run them separately".into());
+        }
+        if self.sweep && self.scenario == Scenario::Reload {
+            return Err("--sweep does not apply to reload".into());
+        }
+        if self.sweep_factor <= 1.0 {
+            return Err("--sweep-factor must be above 1".into());
+        }
+        if self.text_bytes < 24 || self.text_bytes > 2000 {
+            return Err("--text-bytes must be within 24..2000".into());
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn spawn_kinds() {
+        assert_eq!("memory".parse(), Ok(SpawnKind::Memory));
+        assert_eq!("redis".parse(), Ok(SpawnKind::Redis));
+        assert_eq!(
+            "node:node server.js".parse(),
+            Ok(SpawnKind::Node("node server.js".into()))
+        );
+        assert!("node:".parse::<SpawnKind>().is_err());
+        assert!("mysql".parse::<SpawnKind>().is_err());
+    }
+
+    #[test]
+    fn flags_and_defaults() -> Result<(), clap::Error> {
+        let args = Args::try_parse_from([
+            "rtm-bench",
+            "presence",
+            "--spawn",
+            "redis",
+            "--room-count",
+            "5",
+            "--duration",
+            "3s",
+            "--host-env",
+            "RUST_LOG=warn",
+        ])?;
+        assert_eq!(args.scenario, Scenario::Presence);
+        assert_eq!(args.spawn, Some(SpawnKind::Redis));
+        assert_eq!(args.connection_count(), 50);
+        assert_eq!(args.duration, Duration::from_secs(3));
+        assert_eq!(args.host_env, vec![("RUST_LOG".into(), "warn".into())]);
+        assert!(args.validate().is_ok());
+        Ok(())
+    }
+}

@@ -1,0 +1,27 @@
+//! rtm-bench: a load harness that measures an rtm host (or any Socket.IO server) side
+//! by side with another and tracks what each operation costs as load grows.
+//!
+//! Many clients live in one process on a lean Socket.IO client ([`client`]); scenarios
+//! ([`scenario`]) offer open-loop load ([`pacer`]) and record into HDR histograms
+//! ([`recorder`], [`latency`]) over a measured window that excludes ramp-up; CPU and
+//! memory come from `/proc` ([`proc_stat`], [`measurement`]); [`report`] prints the
+//! table and the JSON; [`run`] ties it together, [`sweep`] searches for the highest
+//! sustained level.
+
+pub mod cli;
+pub mod client;
+pub mod fd_limit;
+pub mod latency;
+pub mod measurement;
+pub mod pacer;
+pub mod proc_stat;
+pub mod progress;
+pub mod recorder;
+pub mod redis_stats;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod source_addr;
+pub mod spawn;
+pub mod sweep;
+pub mod target;

@@ -1,0 +1,181 @@
+//! One measured window (or several merged): the recorder's numbers plus the CPU the
+//! server, its Redis and the harness itself burnt meanwhile, and memory where the
+//! scenario reads it. Rounds of a comparison merge into one [`Measurement`] per target.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::proc_stat;
+use crate::recorder::WindowData;
+
+/// Reads CPU time and memory of the processes a run measures.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    pub server_pid: Option<u32>,
+    pub redis_pid: Option<u32>,
+    /// Where to read `INFO commandstats`, when known.
+    pub redis_addr: Option<std::net::SocketAddr>,
+}
+
+/// Cumulative CPU times at one moment.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    pub server: Option<Duration>,
+    pub redis: Option<Duration>,
+    pub bench: Duration,
+    /// The whole machine's busy time.
+    pub system: Option<Duration>,
+}
+
+/// CPU spent between two samples.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    pub server: Option<Duration>,
+    pub redis: Option<Duration>,
+    pub bench: Duration,
+    /// Busy time of everything else on the machine (other processes, the kernel's
+    /// own threads): disturbance, when it is large.
+    pub others: Option<Duration>,
+}
+
+impl Probe {
+    pub fn sample(&self) -> CpuSample {
+        CpuSample {
+            server: self
+                .server_pid
+                .and_then(|p| proc_stat::tree_cpu_time(p).ok()),
+            redis: self.redis_pid.and_then(|p| proc_stat::cpu_time(p).ok()),
+            bench: proc_stat::cpu_time(std::process::id()).unwrap_or_default(),
+            system: proc_stat::system_busy().ok(),
+        }
+    }
+
+    /// Resident memory of the server (and its children), in bytes.
+    pub fn server_rss(&self) -> Option<u64> {
+        self.server_pid
+            .and_then(|p| proc_stat::tree_rss_bytes(p).ok())
+    }
+
+    /// Redis's per-command calls and CPU so far, when its address is known.
+    pub async fn redis_commands(&self) -> Option<crate::redis_stats::CommandStats> {
+        crate::redis_stats::read(self.redis_addr?).await
+    }
+
+    pub fn redis_rss(&self) -> Option<u64> {
+        self.redis_pid.and_then(|p| proc_stat::rss_bytes(p).ok())
+    }
+}
+
+impl CpuSample {
+    /// CPU spent from `earlier` to `self`.
+    pub fn since(&self, earlier: &CpuSample) -> CpuUse {
+        let diff = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.saturating_sub(b)),
+            _ => None,
+        };
+        let server = diff(self.server, earlier.server);
+        let redis = diff(self.redis, earlier.redis);
+        let bench = self.bench.saturating_sub(earlier.bench);
+        let others = diff(self.system, earlier.system).map(|busy| {
+            busy.saturating_sub(bench + server.unwrap_or_default() + redis.unwrap_or_default())
+        });
+        CpuUse {
+            server,
+            redis,
+            bench,
+            others,
+        }
+    }
+}
+
+impl CpuUse {
+    fn add(&mut self, other: &CpuUse) {
+        let sum = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, None) => a,
+            (None, b) => b,
+        };
+        self.server = sum(self.server, other.server);
+        self.redis = sum(self.redis, other.redis);
+        self.bench += other.bench;
+        self.others = sum(self.others, other.others);
+    }
+}
+
+/// Server memory around a population of idle connections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub server_before: u64,
+    pub server_after: u64,
+    pub redis_before: Option<u64>,
+    pub redis_after: Option<u64>,
+    pub bench_after: u64,
+    pub connections: u64,
+}
+
+/// The numbers of one or more measured windows against one target.
+#[derive(Clone)]
+pub struct Measurement {
+    pub scenario: &'static str,
+    pub target: String,
+    /// Offered rate (ops/s) for rate scenarios, connections for count scenarios.
+    pub level: f64,
+    pub connections: u64,
+    pub rooms: u32,
+    pub users_per_room: u32,
+    /// Length of the measured window (summed over merged rounds).
+    pub window: Duration,
+    /// The op whose successes are "operations" in rates and CPU per op.
+    pub primary: &'static str,
+    /// Ops recorded while setting up (before the window): no per-second rate for them.
+    pub setup_ops: &'static [&'static str],
+    pub data: WindowData,
+    pub cpu: CpuUse,
+    pub memory: Option<Memory>,
+    pub rounds: u32,
+    /// Scenario-specific details (reload timeline, plugin versions seen, ...).
+    pub extra: Map<String, Value>,
+}
+
+impl Measurement {
+    /// Successful primary operations.
+    pub fn primary_ok(&self) -> u64 {
+        self.data.ops.get(self.primary).map_or(0, |(ok, _, _)| *ok)
+    }
+
+    /// Errors of every kind in the window.
+    pub fn error_total(&self) -> u64 {
+        self.data.errors.values().sum()
+    }
+
+    /// Folds another round against the same target into this one.
+    pub fn merge(&mut self, other: Measurement) {
+        self.window += other.window;
+        self.rounds += other.rounds;
+        for (name, (ok, err, hist)) in other.data.ops {
+            let entry = self.data.ops.entry(name).or_default();
+            entry.0 += ok;
+            entry.1 += err;
+            entry.2.merge(&hist);
+        }
+        for (name, n) in other.data.counters {
+            *self.data.counters.entry(name).or_default() += n;
+        }
+        for (name, n) in other.data.errors {
+            *self.data.errors.entry(name).or_default() += n;
+        }
+        self.cpu.add(&other.cpu);
+        if let (Some(mine), Some(theirs)) = (&mut self.memory, other.memory) {
+            // Memory per connection is averaged over rounds by summing both sides.
+            mine.server_before += theirs.server_before;
+            mine.server_after += theirs.server_after;
+            mine.connections += theirs.connections;
+            mine.bench_after = mine.bench_after.max(theirs.bench_after);
+        }
+        let round = format!("round{}", self.rounds);
+        if !other.extra.is_empty() {
+            self.extra.insert(round, Value::Object(other.extra));
+        }
+    }
+}

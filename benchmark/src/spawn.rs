@@ -1,0 +1,302 @@
+//! Processes the harness starts for itself: an `rtm-host`, a private `redis-server`, or
+//! any server command (e.g. the Node.js original). Each is a [`Spawned`] guard that asks
+//! the process to drain (SIGTERM) when dropped and kills it if it does not exit in time,
+//! so one command measures a fresh server and leaves nothing behind.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// Why a process could not be started or did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("starting {what}: {source}")]
+    Start {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what} was not ready after {after:?}; its log ends with:\n{log_tail}")]
+    NotReady {
+        what: String,
+        after: Duration,
+        log_tail: String,
+    },
+    #[error("{what} exited during start-up; its log ends with:\n{log_tail}")]
+    Exited { what: String, log_tail: String },
+    #[error("finding a free port: {0}")]
+    Port(std::io::Error),
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+pub struct Spawned {
+    what: String,
+    child: Child,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        for _ in 0..100 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> Result<u16, SpawnError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(SpawnError::Port)?;
+    Ok(listener.local_addr().map_err(SpawnError::Port)?.port())
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), SpawnError> {
+    let path = dir.join(format!("{name}.log"));
+    let file = std::fs::File::create(&path).map_err(|source| SpawnError::Start {
+        what: format!("log file {}", path.display()),
+        source,
+    })?;
+    Ok((path, file))
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// How to start an `rtm-host`.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    pub bin: PathBuf,
+    pub redis_url: Option<String>,
+    pub plugins_dir: Option<PathBuf>,
+    /// Extra `KEY=VALUE` settings (e.g. `RUST_LOG=warn`).
+    pub env: Vec<(String, String)>,
+}
+
+/// Environment that must not leak from the harness's shell into a spawned server.
+const SCRUBBED: [&str; 5] = ["REDIS_URL", "PLUGINS_DIR", "PORT", "BIND_ADDR", "NODE_ID"];
+
+/// Starts `rtm-host` on a free port and waits for its `listening on` line; returns the
+/// guard and the URL it printed.
+pub async fn host(
+    spec: &HostSpec,
+    logs: &Path,
+    name: &str,
+) -> Result<(Spawned, String), SpawnError> {
+    let (log, file) = log_file(logs, name)?;
+    let mut cmd = Command::new(&spec.bin);
+    for key in SCRUBBED {
+        cmd.env_remove(key);
+    }
+    cmd.env("PORT", "0").env("BIND_ADDR", "127.0.0.1");
+    if let Some(url) = &spec.redis_url {
+        cmd.env("REDIS_URL", url);
+    }
+    if let Some(dir) = &spec.plugins_dir {
+        cmd.env("PLUGINS_DIR", dir);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(file));
+    let what = format!("rtm-host ({})", spec.bin.display());
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+        what: what.clone(),
+        source,
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let Some(stdout) = child.stdout.take() else {
+        return Err(SpawnError::Exited {
+            what,
+            log_tail: tail(&log),
+        });
+    };
+    let guard = Spawned {
+        what: what.clone(),
+        child,
+        pid,
+        log: log.clone(),
+    };
+    let mut lines = BufReader::new(stdout).lines();
+    let wait = Duration::from_secs(60);
+    let ready = tokio::time::timeout(wait, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("rtm-host listening on ") {
+                return Some(url.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await;
+    match ready {
+        Ok(Some(url)) => {
+            // Keep draining stdout so the host never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            Ok((guard, url))
+        }
+        Ok(None) => Err(SpawnError::Exited {
+            what,
+            log_tail: tail(&log),
+        }),
+        Err(_) => Err(SpawnError::NotReady {
+            what,
+            after: wait,
+            log_tail: tail(&log),
+        }),
+    }
+}
+
+/// Starts a private, non-persistent `redis-server` on a free port; returns the guard and
+/// its URL once it answers PING.
+pub async fn redis(bin: &str, logs: &Path, name: &str) -> Result<(Spawned, String), SpawnError> {
+    let (log, file) = log_file(logs, name)?;
+    let port = free_port()?;
+    let what = format!("redis-server on port {port}");
+    let child = Command::new(bin)
+        .args(["--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file.try_clone().map_err(|source| {
+            SpawnError::Start {
+                what: what.clone(),
+                source,
+            }
+        })?))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .map_err(|source| SpawnError::Start {
+            what: what.clone(),
+            source,
+        })?;
+    let pid = child.id().unwrap_or(0);
+    let guard = Spawned {
+        what: what.clone(),
+        child,
+        pid,
+        log: log.clone(),
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let wait = Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        if redis_ping(addr).await {
+            return Ok((guard, format!("redis://127.0.0.1:{port}")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(SpawnError::NotReady {
+        what,
+        after: wait,
+        log_tail: tail(&log),
+    })
+}
+
+async fn redis_ping(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        return false;
+    };
+    if stream.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut buf)).await,
+        Ok(Ok(_)) if &buf == b"+PONG\r\n"
+    )
+}
+
+/// Starts an arbitrary server command through `sh -c 'exec CMD'` with `PORT` set to a
+/// free port (plus `env`), and waits until that port accepts connections.
+pub async fn command(
+    shell_cmd: &str,
+    env: &[(String, String)],
+    logs: &Path,
+    name: &str,
+) -> Result<(Spawned, String), SpawnError> {
+    let (log, file) = log_file(logs, name)?;
+    let port = free_port()?;
+    let what = format!("`{shell_cmd}` on port {port}");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("exec {shell_cmd}"));
+    for key in SCRUBBED {
+        cmd.env_remove(key);
+    }
+    cmd.env("PORT", port.to_string())
+        .env("BIND_ADDR", "127.0.0.1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file.try_clone().map_err(|source| {
+            SpawnError::Start {
+                what: what.clone(),
+                source,
+            }
+        })?))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .map_err(|source| SpawnError::Start {
+            what: what.clone(),
+            source,
+        })?;
+    let pid = child.id().unwrap_or(0);
+    let mut guard = Spawned {
+        what: what.clone(),
+        child,
+        pid,
+        log: log.clone(),
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let wait = Duration::from_secs(60);
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok((guard, format!("http://127.0.0.1:{port}")));
+        }
+        if !matches!(guard.child.try_wait(), Ok(None)) {
+            return Err(SpawnError::Exited {
+                what,
+                log_tail: tail(&log),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(SpawnError::NotReady {
+        what,
+        after: wait,
+        log_tail: tail(&log),
+    })
+}

@@ -1,0 +1,154 @@
+//! The scenarios against a real rtm host served in-process on 127.0.0.1:0 (memory store):
+//! small populations, short windows, asserting that the harness measures what it says
+//! (acks counted, events received, nothing lost) rather than any performance number.
+
+use std::time::Duration;
+
+use clap::Parser;
+use rtm_bench::cli::Args;
+use rtm_bench::measurement::Measurement;
+use rtm_bench::report::Report;
+use rtm_bench::scenario::{Env, connections, presence, storm};
+use rtm_bench::target::{SpawnContext, Target, TargetSpec};
+
+/// Serves an rtm host (memory store) on a free port; returns its URL.
+async fn host() -> anyhow::Result<String> {
+    let cfg = rtm_host::config::Config::try_parse_from([
+        "rtm-host",
+        "--port",
+        "0",
+        "--bind-addr",
+        "127.0.0.1",
+    ])?;
+    let node = rtm_host::server::build(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(rtm_host::server::serve(
+        node,
+        listener,
+        Duration::from_secs(1),
+    ));
+    Ok(url)
+}
+
+async fn env(scenario: &str, url: &str, extra: &[&str]) -> anyhow::Result<(Env, Target)> {
+    let pid = std::process::id().to_string();
+    let mut argv = vec![
+        "rtm-bench",
+        scenario,
+        "--target-url",
+        url,
+        "--server-pid",
+        &pid,
+        "--quiet",
+        "--warmup",
+        "200ms",
+        "--duration",
+        "1s",
+        "--ack-timeout",
+        "5s",
+        "--source-addrs",
+        "2",
+    ];
+    argv.extend_from_slice(extra);
+    let args = Args::try_parse_from(argv)?;
+    let spec = TargetSpec::Url {
+        url: url.to_owned(),
+        server_pid: args.server_pid,
+        redis_pid: None,
+        redis_addr: None,
+        plugins_dir: None,
+    };
+    let ctx = SpawnContext {
+        host_bin: args.host_bin.clone(),
+        redis_bin: args.redis_bin.clone(),
+        host_env: Vec::new(),
+        work_dir: std::env::temp_dir(),
+        chat_plugin: None,
+        chat_plugin_file: args.chat_plugin_file.clone(),
+    };
+    let target = Target::resolve(&spec, &ctx, "t").await?;
+    Ok((Env::new(&args, &target), target))
+}
+
+fn ok_and_errors(m: &Measurement, op: &str) -> (u64, u64) {
+    m.data
+        .ops
+        .get(op)
+        .map_or((0, 0), |(ok, err, _)| (*ok, *err))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_heartbeats_are_acked_and_patches_broadcast() -> anyhow::Result<()> {
+    let url = host().await?;
+    let (env, _target) = env(
+        "presence",
+        &url,
+        &[
+            "--room-count",
+            "2",
+            "--users-per-room",
+            "3",
+            "--heartbeats-per-sec",
+            "300",
+            "--patch-share",
+            "0.5",
+        ],
+    )
+    .await?;
+    let session = presence::Session::setup(&env).await?;
+    let m = session.measure(&env, 300.0).await?;
+    let (ok, err) = ok_and_errors(&m, "heartbeat");
+    assert!(ok > 200, "only {ok} heartbeats acked");
+    assert_eq!(err, 0, "errors: {:?}", m.data.errors);
+    assert_eq!(ok_and_errors(&m, "join"), (6, 0));
+    // Every accepted patch is an `update` to the 3 members of its room.
+    let patches = ok_and_errors(&m, "patch").0;
+    assert!(patches > 0);
+    assert!(m.data.counters["presence_events"] > 0);
+    let report = Report::from_measurement(&m);
+    assert!(report.table().contains("heartbeat"));
+    assert!(report.cpu.server_s.is_some());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_joins_everyone() -> anyhow::Result<()> {
+    let url = host().await?;
+    let (env, _target) = env("storm", &url, &["--connections", "60"]).await?;
+    let m = storm::run(&env, 60).await?;
+    assert_eq!(ok_and_errors(&m, "ready"), (60, 0));
+    assert_eq!(m.connections, 60);
+    assert!(m.extra["all_joined_s"].is_number());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_reads_server_memory() -> anyhow::Result<()> {
+    let url = host().await?;
+    let (env, _target) = env(
+        "connections",
+        &url,
+        &["--connections", "40", "--settle", "100ms"],
+    )
+    .await?;
+    let m = connections::run(&env, 40).await?;
+    assert_eq!(ok_and_errors(&m, "ready"), (40, 0));
+    let memory = m
+        .memory
+        .ok_or_else(|| anyhow::anyhow!("no memory report"))?;
+    assert!(memory.server_after > 0 && memory.connections == 40);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_counted_not_fatal() -> anyhow::Result<()> {
+    // Nothing listens there: every connect fails fast and is reported by kind.
+    let port = rtm_bench::spawn::free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let (env, _target) = env("storm", &url, &["--connections", "5"]).await?;
+    let m = storm::run(&env, 5).await?;
+    assert_eq!(ok_and_errors(&m, "connect"), (0, 5));
+    assert_eq!(m.data.errors.get("connect:tcp"), Some(&5));
+    Ok(())
+}

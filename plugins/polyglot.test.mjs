@@ -28,7 +28,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -555,5 +555,33 @@ describe('hot reload: chat-js', { skip: skipAll || (!existsSync(jsChat) && 'chat
       ['before', 'v1'],
       ['after', 'v2'],
     ]);
+  });
+});
+
+describe('hot reload: moderation-py', { skip: skipAll || (!existsSync(join(dist, 'moderation-py.wasm')) && 'moderation-py.wasm not built') }, () => {
+  let host;
+  after(() => host?.stop());
+
+  test('a Python component dropped into a running host is served, and deleting it unloads it', TEST, async () => {
+    host = await Host.start({ plugins: {} });
+    const c = await host.connect();
+    assert.equal(errCode(await c.ack('mod:list', { roomId: 'r' })), 'unknown_event');
+    const target = join(host.pluginsDir, 'moderation-py.wasm');
+    const tmp = join(host.pluginsDir, '.moderation-py.wasm.tmp');
+    await copyFile(join(dist, 'moderation-py.wasm'), tmp);
+    const dropped = Date.now();
+    await rename(tmp, target);
+    await host.waitForEvent(c, 'mod:list', { roomId: 'r' });
+    console.log(`moderation-py: dropped -> first call served in ${Date.now() - dropped} ms`);
+    assert.deepEqual(await c.ack('mod:list', { roomId: 'r' }), { ok: true, data: { words: [] } });
+    await unlink(target);
+    const deadline = Date.now() + 10_000;
+    let code;
+    while (Date.now() < deadline) {
+      code = errCode(await c.ack('mod:list', { roomId: 'r' }));
+      if (code === 'unknown_event') break;
+      await sleep(50);
+    }
+    assert.equal(code, 'unknown_event');
   });
 });

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,11 +209,23 @@ pub async fn serve(node: Node, listener: TcpListener, timeout: Duration) -> anyh
     Ok(())
 }
 
+/// Binds with a deep accept backlog: a reconnect storm (every client of a restarted node
+/// at once) overflows tokio's default of 128 and turns into SYN retransmits of seconds.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Builds, binds and serves; prints `rtm-host listening on http://ADDR` once ready.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let node = build(&cfg).await?;
-    let listener = TcpListener::bind((cfg.bind_addr, cfg.port))
-        .await
+    let listener = listen(SocketAddr::new(cfg.bind_addr, cfg.port))
         .with_context(|| format!("binding {}:{}", cfg.bind_addr, cfg.port))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%addr, node = %node.node_id, "serving");

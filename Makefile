@@ -25,8 +25,10 @@ guests:
 ## clients), the socket.io-client suites, JS/Python guests, and the TypeScript SDK.
 test: lint test-rust test-js test-polyglot test-sdk
 
+# Built the way `cargo test --workspace` builds it (same feature unification), so the
+# binary the JS suites spawn does not cost a second build of wasmtime.
 host:
-	$(CARGO) build -p rtm-host
+	$(CARGO) test --workspace --no-run
 
 ## JavaScript and Python plugins (componentize-js / componentize-py, pinned), into plugins/dist.
 guests-polyglot:

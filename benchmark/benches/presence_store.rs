@@ -9,9 +9,7 @@
 //! - `heartbeat_batch64/*`: 64 registrations in one call, the shape the host's
 //!   heartbeat batcher produces; throughput is per registration.
 //!
-//! The plugin-dispatch bench (one `chat:message` through the wasm runtime without
-//! Socket.IO) belongs here too; the lead adds it once the plugin runtime lands in
-//! `rtm-host` (see benchmark/README.md, "Criterion benches").
+//! The plugin runtime has its own bench: `plugin_dispatch.rs`.
 
 use std::time::Duration;
 

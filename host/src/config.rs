@@ -71,6 +71,15 @@ pub struct Config {
     #[arg(long, env = "SOCKETIO_MAX_PAYLOAD_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
     pub socketio_max_payload_bytes: u64,
 
+    /// Read buffer of each WebSocket, allocated per connection: memory per idle connection
+    /// against read syscalls for big messages (presence and chat packets are a few hundred bytes).
+    #[arg(long, env = "SOCKETIO_WS_READ_BUFFER_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(256..=1_048_576))]
+    pub socketio_ws_read_buffer_bytes: u64,
+
+    /// Packets queued per connection towards a slow client before emits to it fail (dropped).
+    #[arg(long, env = "SOCKETIO_MAX_BUFFER_PACKETS", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub socketio_max_buffer_packets: u64,
+
     /// This node's id in registrations and logs (random when unset).
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,

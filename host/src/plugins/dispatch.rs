@@ -163,16 +163,26 @@ pub(super) async fn hook(plugin: Arc<LoadedPlugin>, hook: Hook, timeout_ms: u64)
     plugin.metrics.record(outcome, started.elapsed());
 }
 
-/// Takes an instance, runs `f` on it under the wall-clock limit, returns it
-/// to the pool after a clean call, and feeds the breaker.
+/// Waits for a call slot (up to the wall-clock limit), takes an instance, runs
+/// `f` on it under the wall-clock limit, returns it to the pool after a clean
+/// call, and feeds the breaker. Waiting for a slot is not the plugin's fault
+/// and does not eat into its own time.
 async fn run<T, F, Fut>(plugin: &LoadedPlugin, timeout_ms: u64, f: F) -> Result<T, CallFailure>
 where
     F: FnOnce(Instance) -> Fut,
     Fut: Future<Output = (Instance, Result<T, CallFailure>)>,
 {
-    let result = match plugin.instance().await {
+    let limit = std::time::Duration::from_millis(timeout_ms);
+    // The permit lives to the end of this function: the slot is busy until the
+    // instance is back in the pool (or dropped).
+    let permit = tokio::time::timeout(limit, plugin.slots.acquire()).await;
+    let instance = match permit {
+        Ok(Ok(_)) => plugin.instance().await,
+        // Timed out waiting, or (never: the semaphore is not closed) closed.
+        Ok(Err(_)) | Err(_) => Err(CallFailure::Busy(plugin.max_concurrency, timeout_ms)),
+    };
+    let result = match instance {
         Ok(instance) => {
-            let limit = std::time::Duration::from_millis(timeout_ms);
             match tokio::time::timeout(limit, f(instance)).await {
                 Ok((instance, Ok(value))) => {
                     plugin.pool.put(instance);

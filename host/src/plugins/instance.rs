@@ -26,12 +26,14 @@ pub(super) enum CallFailure {
     Instantiate(String),
     #[error("the host has no free instance slot (PLUGIN_MAX_INSTANCES)")]
     NoCapacity,
+    #[error("busy: {0} calls already running for {1} ms (PLUGIN_MAX_CONCURRENCY)")]
+    Busy(usize, u64),
 }
 
 impl CallFailure {
     /// Whether the failure is the plugin's fault (and counts towards quarantine).
     pub(super) fn is_plugin_fault(&self) -> bool {
-        !matches!(self, CallFailure::NoCapacity)
+        !matches!(self, CallFailure::NoCapacity | CallFailure::Busy(..))
     }
 }
 

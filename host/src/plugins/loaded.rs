@@ -51,6 +51,9 @@ pub(super) struct LoadedPlugin {
     pub pre: PluginPre<PluginState>,
     pub api: Arc<HostApi>,
     pub pool: InstancePool,
+    /// One permit per call allowed to run at once (PLUGIN_MAX_CONCURRENCY).
+    pub slots: tokio::sync::Semaphore,
+    pub max_concurrency: usize,
     pub breaker: Breaker,
     pub metrics: Arc<PluginMetrics>,
     pub limits: CallLimits,
@@ -132,6 +135,7 @@ pub(super) async fn load(
         shared.cfg.warm_instances
     };
     let pool = InstancePool::new(warm, shared.cfg.instance_max_uses);
+    let max_concurrency = shared.cfg.max_concurrency.max(1);
     // The instance that read the manifest becomes the first warm instance.
     instance.set_api(api.clone());
     pool.put(instance);
@@ -145,6 +149,8 @@ pub(super) async fn load(
         pre,
         api,
         pool,
+        slots: tokio::sync::Semaphore::new(max_concurrency),
+        max_concurrency,
         breaker: Breaker::new(BreakerConfig::from_config(&shared.cfg)),
         limits,
     })

@@ -7,9 +7,6 @@
 //! serves one tenant. Guests are sandboxed: WASI p2 without files, network,
 //! environment or arguments; memory capped per store; CPU budget by epoch
 //! ticks; wall-clock timeout per call; a circuit breaker per plugin version.
-//!
-//! (This file becomes `host/src/plugins/mod.rs`; modules refer to each other
-//! through `super::` only, so the move is mechanical.)
 
 mod bindings;
 mod config;

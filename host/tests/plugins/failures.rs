@@ -201,3 +201,48 @@ async fn bad_manifest_is_refused_and_reported() {
     .await
     .expect("garbage refused");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_max_concurrency_queue_then_fail_busy_without_blame() {
+    init_tracing();
+    let rt = start_with("busy", &[(&guests().spin, "spin.wasm")], |cfg| {
+        cfg.cpu_ms = 60_000;
+        cfg.timeout_ms = 300;
+        cfg.max_concurrency = 1;
+        // All three calls fail; only the timed-out ones (at most two) are the
+        // plugin's fault, so three would quarantine it only if busy ones counted.
+        cfg.quarantine_failures = 3;
+        cfg.quarantine_window_ms = 60_000;
+    })
+    .await;
+    // One slot: the first call spins until its wall-clock limit; the third cannot
+    // get the slot before two limits have passed, so its wait (one limit) runs out.
+    let calls = (0..3).map(|_| {
+        let plugins = rt.plugins.clone();
+        tokio::spawn(async move {
+            plugins
+                .dispatch(call("s1", None, "spin:now", json!({})))
+                .await
+        })
+    });
+    let mut timed_out = 0;
+    let mut busy = 0;
+    for handle in calls.collect::<Vec<_>>() {
+        match handle.await.expect("call task") {
+            Err(DispatchError::PluginFailed(why)) if why.contains("wall-clock") => timed_out += 1,
+            Err(DispatchError::PluginFailed(why)) if why.contains("busy") => busy += 1,
+            other => panic!("expected wall-clock or busy, got {other:?}"),
+        }
+    }
+    assert!(
+        timed_out >= 1 && busy >= 1,
+        "{timed_out} timed out, {busy} busy"
+    );
+    let admin = rt.plugins.admin_json();
+    let spin = &admin["plugins"][0];
+    assert_eq!(spin["failures"], 3, "every failed call is counted: {spin}");
+    assert_eq!(
+        spin["quarantined"], false,
+        "busy calls are not the plugin's fault: {spin}"
+    );
+}

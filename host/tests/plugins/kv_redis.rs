@@ -1,8 +1,6 @@
-//! The kv interface on Redis (a `redis-server` spawned for the test; skipped
-//! with a note when the binary is missing): namespacing, the capped list
+//! The kv interface on Redis (a private `redis-server` spawned for the test): namespacing, the capped list
 //! push (a Lua script) and the chat history, with keys where the host says.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use fred::prelude::{Builder, ClientLike, Config, KeysInterface, ListInterface, Pool};
@@ -10,60 +8,25 @@ use serde_json::json;
 
 use rtm_host::plugins::{KvBackend, Plugins};
 
+use crate::procs::Redis;
 use crate::support::{RecordingHost, call, config, guests, init_tracing, json, scratch_dir};
 
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_redis() -> Option<Redis> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    Some(Redis { child, port })
-}
-
+/// A pool on the private server, built only once it answers PING: a fred client
+/// whose first connect attempt failed keeps commands queued, which used to hang the
+/// first kv call past the plugin's wall-clock limit.
 async fn connect(port: u16) -> Pool {
     let config = Config::from_url(&format!("redis://127.0.0.1:{port}")).expect("redis url");
     let pool = Builder::from_config(config).build_pool(2).expect("pool");
-    for _ in 0..100 {
-        if pool.init().await.is_ok() {
-            return pool;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("redis-server on port {port} did not come up");
+    pool.init()
+        .await
+        .expect("redis-server answers PING, so connecting succeeds");
+    pool
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_on_redis() {
     init_tracing();
-    let Some(redis) = spawn_redis() else {
-        println!("SKIPPED kv_on_redis: no redis-server on PATH");
-        return;
-    };
+    let redis = Redis::start();
     let pool = connect(redis.port).await;
     let g = guests();
     let dir = scratch_dir("kv-redis");

@@ -8,6 +8,8 @@ mod hooks;
 mod hot_reload;
 mod kv_namespacing;
 mod kv_redis;
+#[path = "../support/mod.rs"]
+mod procs;
 mod quarantine;
 mod support;
 mod timing;

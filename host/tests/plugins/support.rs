@@ -231,8 +231,13 @@ pub fn scratch_dir(label: &str) -> PathBuf {
 }
 
 /// Test defaults: small instance pool, shared compile cache, quick reloads.
+/// Runtime settings for tests that do not exercise the limits: generous deadlines,
+/// because CI runs these beside other CPU-heavy tests on two cores and a starved call
+/// must not look like a runaway guest (tests of the limits set their own).
 pub fn config(dir: &Path) -> PluginConfig {
     PluginConfig {
+        timeout_ms: 10_000,
+        cpu_ms: 5_000,
         dir: Some(dir.to_path_buf()),
         cache_dir: Some(repo_root().join("target/plugin-cache")),
         max_instances: 64,

@@ -26,4 +26,8 @@ run storm-memory storm --spawn memory --connections 19500
 run storm-redis storm --spawn redis --connections 19500
 run chat-memory chat --spawn memory --messages-per-sec 2000
 run chat-redis chat --spawn redis --messages-per-sec 2000
+# 100 members per room: every message is 100 deliveries, so 1,000 msg/s = 100,000 deliveries/s.
+run chat-memory-fanout100 chat --spawn memory --room-count 10 --users-per-room 100 --messages-per-sec 1000
+run chat-redis-fanout100 chat --spawn redis --room-count 10 --users-per-room 100 --messages-per-sec 1000
+run sweep-chat-memory chat --spawn memory --room-count 10 --users-per-room 100 --sweep --sweep-start 200 --sweep-factor 1.5 --p99-ms 20 --duration 5s
 run reload-memory reload --spawn memory --messages-per-sec 1000 --reloads 3

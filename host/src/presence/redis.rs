@@ -194,6 +194,48 @@ fn registration(v: Value) -> Result<Registration, StoreError> {
     Ok(reg)
 }
 
+impl RedisStore {
+    /// KEYS of the join and resume scripts: the registration hash, the room's
+    /// index and the by-last-seen index.
+    fn registration_keys(&self, conn_id: &str, room_id: &str) -> Vec<String> {
+        vec![
+            self.conn_key(conn_id),
+            self.room_key(room_id),
+            self.seen_key.clone(),
+        ]
+    }
+
+    /// ARGV both scripts start with: prefix, connection, room, user.
+    fn registration_args(&self, conn_id: &str, room_id: &str, user_id: &str) -> Vec<String> {
+        vec![
+            self.prefix.clone(),
+            conn_id.to_owned(),
+            room_id.to_owned(),
+            user_id.to_owned(),
+        ]
+    }
+
+    /// ARGV both scripts end with: owner, node, TTL, a has-state flag and the
+    /// state's field/value pairs.
+    fn push_owner_args(
+        &self,
+        args: &mut Vec<String>,
+        owner: &str,
+        node: &str,
+        state: Option<&Map<String, Json>>,
+    ) {
+        args.extend([
+            owner.to_owned(),
+            node.to_owned(),
+            self.ttl_ms.clone(),
+            if state.is_some() { "1" } else { "0" }.to_owned(),
+        ]);
+        if let Some(state) = state {
+            state_pairs(state, args);
+        }
+    }
+}
+
 fn snapshot(v: Value) -> Result<Vec<Registration>, StoreError> {
     items(v)?.into_iter().map(registration).collect()
 }
@@ -201,21 +243,9 @@ fn snapshot(v: Value) -> Result<Vec<Registration>, StoreError> {
 #[async_trait]
 impl PresenceStore for RedisStore {
     async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError> {
-        let room_key = self.room_key(spec.room_id);
-        let keys = vec![self.conn_key(spec.conn_id), room_key, self.seen_key.clone()];
-        let mut args = vec![
-            self.prefix.clone(),
-            spec.conn_id.to_owned(),
-            spec.room_id.to_owned(),
-            spec.user_id.to_owned(),
-            spec.owner.to_owned(),
-            spec.node.to_owned(),
-            self.ttl_ms.clone(),
-            if spec.state.is_some() { "1" } else { "0" }.to_owned(),
-        ];
-        if let Some(state) = spec.state {
-            state_pairs(state, &mut args);
-        }
+        let keys = self.registration_keys(spec.conn_id, spec.room_id);
+        let mut args = self.registration_args(spec.conn_id, spec.room_id, spec.user_id);
+        self.push_owner_args(&mut args, spec.owner, spec.node, spec.state);
         let mut reply = items(self.call(&self.scripts.join, keys, args).await?)?.into_iter();
         let status = int(&reply.next().ok_or_else(|| malformed("join reply"))?)?;
         if status < 0 {
@@ -231,25 +261,10 @@ impl PresenceStore for RedisStore {
     }
 
     async fn resume(&self, spec: ResumeSpec<'_>) -> Result<Option<Resumed>, StoreError> {
-        let keys = vec![
-            self.conn_key(spec.conn_id),
-            self.room_key(spec.room_id),
-            self.seen_key.clone(),
-        ];
-        let mut args = vec![
-            self.prefix.clone(),
-            spec.conn_id.to_owned(),
-            spec.room_id.to_owned(),
-            spec.user_id.to_owned(),
-            spec.epoch.to_string(),
-            spec.owner.to_owned(),
-            spec.node.to_owned(),
-            self.ttl_ms.clone(),
-            if spec.state.is_some() { "1" } else { "0" }.to_owned(),
-        ];
-        if let Some(state) = spec.state {
-            state_pairs(state, &mut args);
-        }
+        let keys = self.registration_keys(spec.conn_id, spec.room_id);
+        let mut args = self.registration_args(spec.conn_id, spec.room_id, spec.user_id);
+        args.push(spec.epoch.to_string());
+        self.push_owner_args(&mut args, spec.owner, spec.node, spec.state);
         let mut reply = items(self.call(&self.scripts.resume, keys, args).await?)?.into_iter();
         if int(&reply.next().ok_or_else(|| malformed("resume reply"))?)? != 1 {
             return Ok(None);

@@ -4,6 +4,14 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of glibc's malloc: the host allocates and frees small buffers per
+/// packet on every worker thread, and glibc's malloc/free was ~13 % of the host's CPU
+/// at 20,000 heartbeats/s (benchmark/README.md, "Profiles"). The `jemalloc` feature
+/// (default) selects it; without it the host uses the system allocator.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cfg = rtm_host::config::Config::from_env_and_args();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

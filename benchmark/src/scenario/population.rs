@@ -10,6 +10,7 @@ use futures::StreamExt;
 use super::Env;
 use super::ack::{self, Ack};
 use crate::client::{Client, EventSink};
+use crate::progress::Progress;
 use crate::recorder::Recorder;
 
 /// One joined client.
@@ -56,6 +57,34 @@ pub struct Plan {
     pub concurrency: usize,
     /// False: connect only, no `presence:join`.
     pub join: bool,
+}
+
+/// The rate scenarios' population: `--room-count` x `--users-per-room` clients,
+/// connected and joined with a progress line; an error when nobody could join.
+pub async fn join_rooms(
+    env: &Env,
+    setup: &Arc<Recorder>,
+    sink: &(dyn Fn(usize) -> Arc<dyn EventSink> + Sync),
+) -> anyhow::Result<Population> {
+    let args = &env.args;
+    let pop = {
+        let _progress = Progress::start(env.label("joining"), setup.clone(), env.probe, args.quiet);
+        let plan = Plan {
+            rooms: args.rooms(),
+            total: args.rooms().saturating_mul(args.users_per_room),
+            concurrency: args.connect_concurrency as usize,
+            join: true,
+        };
+        populate(env, plan, setup, sink).await
+    };
+    if pop.members.is_empty() {
+        anyhow::bail!(
+            "no client could join {} (errors: {:?})",
+            env.opts.authority,
+            setup.window_data().errors
+        );
+    }
+    Ok(pop)
 }
 
 /// Connects (and joins) `plan.total` clients over `plan.rooms` rooms. `sink(room)` makes

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::Env;
 use super::ack::{self, Ack};
 use super::drive::{self, Window};
-use super::population::{self, Plan, Population, SETUP_OPS};
+use super::population::{self, Population, SETUP_OPS};
 use crate::client::{AckOutcome, EventSink};
 use crate::measurement::Measurement;
 use crate::progress::Progress;
@@ -46,7 +46,6 @@ pub struct Session {
 
 impl Session {
     pub async fn setup(env: &Env) -> anyhow::Result<Self> {
-        let args = &env.args;
         let rec = Arc::new(Recorder::new(&OPS, &COUNTERS));
         let setup = Arc::new(Recorder::new(&SETUP_OPS, &[]));
         setup.open_all();
@@ -57,29 +56,7 @@ impl Session {
                 rec: sink_rec.clone(),
             })
         };
-        let pop = {
-            let _progress =
-                Progress::start(env.label("joining"), setup.clone(), env.probe, args.quiet);
-            population::populate(
-                env,
-                Plan {
-                    rooms: args.rooms(),
-                    total: args.rooms().saturating_mul(args.users_per_room),
-                    concurrency: args.connect_concurrency as usize,
-                    join: true,
-                },
-                &setup,
-                &make_sink,
-            )
-            .await
-        };
-        if pop.members.is_empty() {
-            anyhow::bail!(
-                "no client could join {} (errors: {:?})",
-                env.opts.authority,
-                setup.window_data().errors
-            );
-        }
+        let pop = population::join_rooms(env, &setup, &make_sink).await?;
         Ok(Self { rec, setup, pop })
     }
 

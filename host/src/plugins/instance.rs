@@ -26,7 +26,7 @@ pub(super) enum CallFailure {
     Instantiate(String),
     #[error("the host has no free instance slot (PLUGIN_MAX_INSTANCES)")]
     NoCapacity,
-    #[error("busy: {0} calls already running for {1} ms (PLUGIN_MAX_CONCURRENCY)")]
+    #[error("busy: all {0} call slots stayed taken for {1} ms (PLUGIN_MAX_CONCURRENCY)")]
     Busy(usize, u64),
 }
 

@@ -87,6 +87,20 @@ fn log_file(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), SpawnErr
     Ok((path, file))
 }
 
+/// Spawns `cmd` with no stdin and stdout and stderr both into `file` (its log).
+fn spawn_logged(cmd: &mut Command, file: std::fs::File, what: &str) -> Result<Child, SpawnError> {
+    let start_err = |source| SpawnError::Start {
+        what: what.to_owned(),
+        source,
+    };
+    let stdout = file.try_clone().map_err(start_err)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .map_err(start_err)
+}
+
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -184,22 +198,16 @@ pub async fn redis(bin: &str, logs: &Path, name: &str) -> Result<(Spawned, Strin
     let (log, file) = log_file(logs, name)?;
     let port = free_port()?;
     let what = format!("redis-server on port {port}");
-    let child = Command::new(bin)
-        .args(["--port", &port.to_string()])
-        .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone().map_err(|source| {
-            SpawnError::Start {
-                what: what.clone(),
-                source,
-            }
-        })?))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .map_err(|source| SpawnError::Start {
-            what: what.clone(),
-            source,
-        })?;
+    let mut cmd = Command::new(bin);
+    cmd.args(["--port", &port.to_string()]).args([
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--bind",
+        "127.0.0.1",
+    ]);
+    let child = spawn_logged(&mut cmd, file, &what)?;
     let pid = child.id().unwrap_or(0);
     let guard = Spawned {
         what: what.clone(),
@@ -258,20 +266,7 @@ pub async fn command(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file.try_clone().map_err(|source| {
-            SpawnError::Start {
-                what: what.clone(),
-                source,
-            }
-        })?))
-        .stderr(Stdio::from(file))
-        .spawn()
-        .map_err(|source| SpawnError::Start {
-            what: what.clone(),
-            source,
-        })?;
+    let child = spawn_logged(&mut cmd, file, &what)?;
     let pid = child.id().unwrap_or(0);
     let mut guard = Spawned {
         what: what.clone(),

@@ -4,26 +4,33 @@
 CARGO ?= cargo
 export CARGO_TERM_PROGRESS_WHEN = auto
 
-.PHONY: run test host guests guests-polyglot lint test-rust test-js test-sdk test-polyglot deps-js
+.PHONY: run test setup-run setup-test host guests guests-polyglot lint test-rust test-js test-sdk test-polyglot deps-js
 
 GUESTS := $(CURDIR)/target/wasm-guests/artifacts
 RUN_PLUGINS := $(CURDIR)/target/run-plugins
 
 ## Build and run the host on :3000 with the chat plugin (embedded memory store; set
 ## REDIS_URL for Redis; PLUGINS_DIR to serve your own folder instead).
-run: guests
+run: setup-run guests
 	mkdir -p $(RUN_PLUGINS)
 	cp $(GUESTS)/chat-v1.wasm $(RUN_PLUGINS)/chat.wasm
 	PLUGINS_DIR=$${PLUGINS_DIR:-$(RUN_PLUGINS)} $(CARGO) run --release -p rtm-host
 
 ## Every Rust plugin and test guest, built from source for wasm32-wasip2.
-guests:
-	rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+guests: setup-run
 	scripts/build-guests.sh
 
 ## Every test: formatting, lints, Rust (unit, store conformance, plugin runtime, real
 ## clients), the socket.io-client suites, JS/Python guests, and the TypeScript SDK.
-test: lint test-rust test-js test-polyglot test-sdk
+test: setup-test lint test-rust test-js test-polyglot test-sdk
+
+## What the two commands need (rustup target/components, apt packages as root), or one
+## line naming what is missing: scripts/setup.sh.
+setup-run:
+	scripts/setup.sh run
+
+setup-test:
+	scripts/setup.sh test
 
 # Built the way `cargo test --workspace` builds it (same feature unification), so the
 # binary the JS suites spawn does not cost a second build of wasmtime.
@@ -34,14 +41,19 @@ host:
 guests-polyglot:
 	plugins/build-polyglot.sh
 
-lint:
+# Every crate: the host workspace, the guest SDK (its own workspace, host target, tests
+# included) and the plugins (wasm32-wasip2, the target they ship for).
+lint: setup-test
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path guest-sdk/Cargo.toml --all -- --check
+	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --target-dir target/wasm-guests -- -D warnings
+	$(CARGO) clippy --manifest-path guest-sdk/Cargo.toml --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path plugins/Cargo.toml --all-targets --target wasm32-wasip2 --target-dir target/wasm-guests -- -D warnings
 
 test-rust: guests
-	$(CARGO) test --workspace
-	cd guest-sdk && $(CARGO) test --quiet
+	scripts/test-guards/cargo_strict.sh rust-workspace $(CARGO) test --workspace
+	cd guest-sdk && ../scripts/test-guards/cargo_strict.sh guest-sdk $(CARGO) test
 
 deps-js:
 	cd host/tests/js && npm ci --no-audit --no-fund
@@ -50,10 +62,15 @@ deps-js:
 test-js: host guests deps-js
 	cd host/tests/js && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_GUESTS_DIR=$(GUESTS) npm test
 
+# Node's runner and vitest count a skipped test as a pass; these reporters fail the run on
+# any skip or todo (or no tests at all) and end with `suite <name>: passed N, failed N,
+# skipped N`. The same guard runs unittest (scripts/test-guards/).
+STRICT_NODE_TEST := --test-reporter=$(CURDIR)/scripts/test-guards/strict-reporter.mjs --test-reporter-destination=stdout
+
 test-polyglot: host guests guests-polyglot
-	node --test guest-sdk/js/test/
-	python3 -m unittest discover -s guest-sdk/python/tests
-	cd plugins && npm ci --no-audit --no-fund && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test --test-concurrency=1 polyglot.test.mjs
+	TEST_SUITE_NAME=guest-sdk/js RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test $(STRICT_NODE_TEST) guest-sdk/js/test/components.test.mjs
+	python3 scripts/test-guards/pyunit_strict.py -s guest-sdk/python/tests --name guest-sdk/python
+	cd plugins && npm ci --no-audit --no-fund && TEST_SUITE_NAME=plugins/polyglot RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test --test-concurrency=1 $(STRICT_NODE_TEST) polyglot.test.mjs
 
 test-sdk: host guests deps-js
 	mkdir -p $(CURDIR)/target/sdk-plugins

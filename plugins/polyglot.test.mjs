@@ -19,16 +19,21 @@
  * and runs in $TMPDIR/rtm-polyglot-plugin-cache, so only the first load of a
  * 12-18 MB JS/Python component pays the Cranelift compile (~10 s here).
  *
+ * - sid rooms: a socket that joins a presence room named by another
+ *   socket's id does not receive what a plugin emits to that socket alone
+ *   (`emit.toSocket` of a small JS guest built by this file).
+ *
  * Run: (cd plugins && npm ci && npm test)     [npm test runs build-polyglot.sh]
  * Env: RTM_HOST_BIN (default target/debug/rtm-host), RTM_CHAT_WASM,
  *      RTM_POLYGLOT_DIST (default plugins/dist).
- * The whole file is skipped when the host has no PLUGINS_DIR support yet.
+ * Nothing is skipped: a missing host binary or component fails the file at
+ * once, naming what is missing and how to build it.
  */
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -53,12 +58,42 @@ const cacheDir = join(tmpdir(), 'rtm-polyglot-plugin-cache');
 const LOAD_TIMEOUT_MS = 120_000;
 const TEST = { timeout: 240_000 };
 
-function hostSupportsPlugins() {
-  if (!existsSync(hostBin)) return `${hostBin} not built`;
-  const help = spawnSync(hostBin, ['--help'], { encoding: 'utf8' });
-  return /plugins-dir/i.test(help.stdout ?? '') ? false : `${hostBin} has no --plugins-dir yet`;
+/**
+ * Everything this file needs must exist before any test runs: a missing
+ * piece is a failure that says what to build, never a skip.
+ */
+function requireBuilt(files) {
+  const missing = files.filter((f) => !existsSync(f));
+  if (missing.length > 0) {
+    throw new Error(
+      `polyglot suite: missing ${missing.map((f) => f.replace(`${repo}/`, '')).join(', ')}. ` +
+        'Build the host (cargo build -p rtm-host, or set RTM_HOST_BIN), the Rust guests ' +
+        '(scripts/build-guests.sh, or set RTM_CHAT_WASM) and the JS/Python components ' +
+        '(plugins/build-polyglot.sh, or set RTM_POLYGLOT_DIST).',
+    );
+  }
 }
-const skipAll = hostSupportsPlugins();
+requireBuilt([
+  hostBin,
+  rustChat,
+  jsChat,
+  join(dist, 'spin-js.wasm'),
+  join(dist, 'moderation-py.wasm'),
+  join(dist, 'membomb-py.wasm'),
+]);
+
+/**
+ * A spawned host gets no rtm setting from the caller's shell (REDIS_URL,
+ * PLUGINS_DIR, API_KEY, ...): only these process basics, then what the
+ * test sets.
+ */
+const INHERITED_ENV = new Set(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'TMPDIR', 'TMP', 'TEMP', 'LANG', 'LANGUAGE', 'TZ', 'RUST_LOG', 'RUST_BACKTRACE', 'RUST_LIB_BACKTRACE']);
+function hostEnv(settings) {
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k, v]) => v !== undefined && (INHERITED_ENV.has(k) || k.startsWith('LC_'))),
+  );
+  return { ...base, ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k, String(v)])) };
+}
 
 // ---- harness ---------------------------------------------------------------
 
@@ -71,15 +106,14 @@ class Host {
     for (const [name, src] of Object.entries(plugins)) await copyFile(src, join(pluginsDir, name));
     const host = new Host(dir, pluginsDir);
     host.proc = spawn(hostBin, [], {
-      env: {
-        ...process.env,
+      env: hostEnv({
         PORT: '0',
         BIND_ADDR: '127.0.0.1',
         PLUGINS_DIR: pluginsDir,
         PLUGIN_CACHE_DIR: cacheDir,
         RUST_LOG: process.env.RUST_LOG ?? 'info',
-        ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
-      },
+        ...env,
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     host.url = await new Promise((resolveUrl, reject) => {
@@ -263,7 +297,7 @@ const chats = [
 ];
 
 for (const chat of chats) {
-  describe(`chat conformance: ${chat.name} (${chat.file.replace(`${repo}/`, '')})`, { skip: skipAll || (!existsSync(chat.file) && `${chat.file} not built`) }, () => {
+  describe(`chat conformance: ${chat.name} (${chat.file.replace(`${repo}/`, '')})`, () => {
     let host;
     let a;
     let b;
@@ -371,7 +405,7 @@ for (const chat of chats) {
 
 // ---- Rust chat replaced by the JS chat in a live host ----------------------
 
-describe('Rust chat -> JS chat in a live host', { skip: skipAll || (!existsSync(rustChat) && `${rustChat} not built`) }, () => {
+describe('Rust chat -> JS chat in a live host', () => {
   let host;
   before(() => buildChatV2());
   after(() => host?.stop());
@@ -408,7 +442,7 @@ describe('Rust chat -> JS chat in a live host', { skip: skipAll || (!existsSync(
 
 // ---- the Python moderation plugin --------------------------------------------
 
-describe('moderation-py', { skip: skipAll || (!existsSync(join(dist, 'moderation-py.wasm')) && 'moderation-py.wasm not built') }, () => {
+describe('moderation-py', () => {
   let host;
   let a;
   let b;
@@ -456,65 +490,63 @@ describe('moderation-py', { skip: skipAll || (!existsSync(join(dist, 'moderation
 // ---- sandbox parity -----------------------------------------------------------
 
 /**
- * Sends `event` (which misbehaves) and, while it is in flight, checks that
- * presence keeps answering quickly on another socket.
+ * Sends `event` (which misbehaves) and, while it is in flight, keeps
+ * presence busy on another socket: every snapshot must be answered, and
+ * presence still answers afterwards. No speed is asserted: the limits are
+ * the host's business, the test only waits (generously) for the outcome.
  */
-async function misbehaves(host, event, { withinMs, reason }) {
+async function misbehaves(host, event, { reason }) {
   const bad = await host.connect();
   const good = await host.connect();
   const room = uid('sandbox');
   await good.join(room, 'watcher');
   const t0 = Date.now();
-  const pending = bad.ack(event, { roomId: room }, 30_000).then((ack) => ({ ack, ms: Date.now() - t0 }));
-  const presenceLatencies = [];
+  const pending = bad.ack(event, { roomId: room }, 120_000).then((ack) => ({ ack, ms: Date.now() - t0 }));
   let settled = false;
   pending.finally(() => {
     settled = true;
   });
+  let served = 0;
   while (!settled) {
-    const t = Date.now();
-    const snap = await good.ack('presence:snapshot', { roomId: room }, 5_000);
-    assert.equal(snap.ok, true);
-    presenceLatencies.push(Date.now() - t);
+    const snap = await good.ack('presence:snapshot', { roomId: room }, 30_000);
+    assert.equal(snap.ok, true, `presence:snapshot while ${event} runs: ${JSON.stringify(snap)}`);
+    served += 1;
     await sleep(25);
   }
   const { ack, ms } = await pending;
   assert.equal(errCode(ack), 'plugin_failed', JSON.stringify(ack));
   // The first failures name the limit; once quarantined, the message says so instead.
   assert.match(ack.error.message, new RegExp(`${reason.source}|quarantine`, 'i'));
-  assert.ok(ms < withinMs, `${event} answered after ${ms} ms (limit ${withinMs} ms)`);
-  assert.ok(Math.max(...presenceLatencies) < 1_000, `presence latencies while ${event} ran: ${presenceLatencies}`);
+  assert.ok(served >= 1, 'presence was asked while the guest misbehaved');
   const hb = await good.ack('presence:heartbeat', { roomId: room });
   assert.equal(hb.ok, true, 'presence still answers afterwards');
-  return { ms, presenceLatencies };
+  return { ms, served };
 }
 
-describe('sandbox parity', { skip: skipAll }, () => {
+describe('sandbox parity', () => {
   let host;
   afterEach(() => host?.stop());
 
-  test('spin-js: an infinite loop is stopped by the CPU/time limit, presence keeps answering', { ...TEST, skip: !existsSync(join(dist, 'spin-js.wasm')) && 'spin-js.wasm not built' }, async (t) => {
+  test('spin-js: an infinite loop is stopped by the CPU/time limit, presence keeps answering', TEST, async (t) => {
     host = await Host.start({
       plugins: { 'spin-js.wasm': join(dist, 'spin-js.wasm') },
       env: { PLUGIN_CPU_MS: 100, PLUGIN_TIMEOUT_MS: 1000 },
     });
     await host.waitForPlugin('spin-js');
-    const first = await misbehaves(host, 'spin:forever', { withinMs: 3_000, reason: /cpu|time/ });
-    const second = await misbehaves(host, 'spin:again', { withinMs: 3_000, reason: /cpu|time/ });
-    t.diagnostic(`spin-js answered plugin_failed after ${first.ms} and ${second.ms} ms; presence max latency ${Math.max(...first.presenceLatencies, ...second.presenceLatencies)} ms`);
-    assert.ok(first.ms >= 50, `stopped after ${first.ms} ms: before its budget was spent?`);
-    assert.ok(second.ms < 3_000);
+    const first = await misbehaves(host, 'spin:forever', { reason: /cpu|time/ });
+    const second = await misbehaves(host, 'spin:again', { reason: /cpu|time/ });
+    t.diagnostic(`spin-js answered plugin_failed after ${first.ms} and ${second.ms} ms; ${first.served + second.served} snapshots answered meanwhile`);
   });
 
-  test('membomb-py: unbounded allocation is stopped by the memory cap, presence keeps answering', { ...TEST, skip: !existsSync(join(dist, 'membomb-py.wasm')) && 'membomb-py.wasm not built' }, async (t) => {
+  test('membomb-py: unbounded allocation is stopped by the memory cap, presence keeps answering', TEST, async (t) => {
     host = await Host.start({
       plugins: { 'membomb-py.wasm': join(dist, 'membomb-py.wasm') },
       env: { PLUGIN_MEMORY_MB: 64, PLUGIN_CPU_MS: 2000, PLUGIN_TIMEOUT_MS: 5000 },
     });
     await host.waitForPlugin('membomb-py');
-    const first = await misbehaves(host, 'bomb:go', { withinMs: 6_000, reason: /memory/ });
-    const second = await misbehaves(host, 'bomb:again', { withinMs: 6_000, reason: /memory/ });
-    t.diagnostic(`membomb-py answered plugin_failed after ${first.ms} and ${second.ms} ms; presence max latency ${Math.max(...first.presenceLatencies, ...second.presenceLatencies)} ms`);
+    const first = await misbehaves(host, 'bomb:go', { reason: /memory/ });
+    const second = await misbehaves(host, 'bomb:again', { reason: /memory/ });
+    t.diagnostic(`membomb-py answered plugin_failed after ${first.ms} and ${second.ms} ms; ${first.served + second.served} snapshots answered meanwhile`);
     const entry = await host.adminEntry('membomb-py');
     if (entry) assert.ok(entry.failures >= 2, JSON.stringify(entry));
   });
@@ -522,7 +554,7 @@ describe('sandbox parity', { skip: skipAll }, () => {
 
 // ---- hot reload ---------------------------------------------------------------
 
-describe('hot reload: chat-js', { skip: skipAll || (!existsSync(jsChat) && 'chat-js.wasm not built') }, () => {
+describe('hot reload: chat-js', () => {
   let host;
   before(() => buildChatV2());
   after(() => host?.stop());
@@ -558,7 +590,7 @@ describe('hot reload: chat-js', { skip: skipAll || (!existsSync(jsChat) && 'chat
   });
 });
 
-describe('hot reload: moderation-py', { skip: skipAll || (!existsSync(join(dist, 'moderation-py.wasm')) && 'moderation-py.wasm not built') }, () => {
+describe('hot reload: moderation-py', () => {
   let host;
   after(() => host?.stop());
 
@@ -575,7 +607,7 @@ describe('hot reload: moderation-py', { skip: skipAll || (!existsSync(join(dist,
     console.log(`moderation-py: dropped -> first call served in ${Date.now() - dropped} ms`);
     assert.deepEqual(await c.ack('mod:list', { roomId: 'r' }), { ok: true, data: { words: [] } });
     await unlink(target);
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + LOAD_TIMEOUT_MS;
     let code;
     while (Date.now() < deadline) {
       code = errCode(await c.ack('mod:list', { roomId: 'r' }));
@@ -583,5 +615,76 @@ describe('hot reload: moderation-py', { skip: skipAll || (!existsSync(join(dist,
       await sleep(50);
     }
     assert.equal(code, 'unknown_event');
+  });
+});
+
+// ---- sid rooms -------------------------------------------------------------------
+
+/**
+ * A guest whose `emit:to-me` emits `emit:private` to the calling socket
+ * alone, then `emit:public` to every socket (in that order, in one call).
+ */
+const EMIT_PROBE_JS = `
+import { definePlugin, emit } from '@rtm/guest';
+
+export const handler = definePlugin({
+  name: 'emit-probe',
+  version: '0.1.0',
+  // The host lets a plugin emit only events its manifest declares: one pattern covers all three.
+  on: {
+    'emit:*': (ctx) => {
+      if (ctx.event !== 'emit:to-me') return { ignored: ctx.event };
+      emit.toSocket(ctx.socket, 'emit:private', { to: ctx.socket });
+      emit.broadcast('emit:public', { from: ctx.socket });
+      return { socket: ctx.socket };
+    },
+  },
+});
+`;
+
+describe('sid rooms: what a plugin emits to one socket reaches that socket only', () => {
+  let host;
+  let buildDir;
+  let emitProbe;
+  before(async () => {
+    buildDir = await mkdtemp(join(tmpdir(), 'rtm-emit-probe-'));
+    const entry = join(buildDir, 'emit-probe.js');
+    await writeFile(entry, EMIT_PROBE_JS);
+    emitProbe = join(buildDir, 'emit-probe.wasm');
+    execFileSync(process.execPath, [join(repo, 'guest-sdk/js/build.mjs'), entry, '-o', emitProbe, '-q'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    requireBuilt([emitProbe]);
+  });
+  after(async () => {
+    await host?.stop();
+    if (buildDir) await rm(buildDir, { recursive: true, force: true });
+  });
+
+  test("a socket that joins a presence room named by another socket's id does not get that socket's emits", TEST, async () => {
+    host = await Host.start({ plugins: { 'emit-probe.wasm': emitProbe } });
+    const a = await host.connect();
+    const b = await host.connect();
+    await host.waitForPlugin('emit-probe');
+    assert.match(a.id, /^[A-Za-z0-9_.:@-]{1,128}$/, 'a socket id fits the room-id charset, so it can be asked for as a room');
+
+    // B learns A's socket id and asks for it as a presence room. The host may
+    // refuse that, or keep the room apart from A's own address; either way B
+    // must not overhear A, and A must not hear room traffic it never joined.
+    const joined = await b.ack('presence:join', { roomId: a.id, userId: 'bob' });
+    if (joined.ok) await b.next('presence:event', (e) => e.type === 'join' && e.roomId === a.id);
+
+    const ack = await a.ack('emit:to-me', {});
+    assert.deepEqual(ack, { ok: true, data: { socket: a.id } });
+    assert.deepEqual(await a.next('emit:private'), { to: a.id }, 'the socket the plugin addressed gets the emit');
+    // The guest emits emit:public right after emit:private, in the same call: once B
+    // has emit:public, anything emitted to B before it has arrived too.
+    await b.next('emit:public');
+    assert.deepEqual(b.take('emit:private'), [], `B (joined room ${a.id}: ${JSON.stringify(joined)}) got the emit meant for A alone`);
+    assert.deepEqual(
+      a.take('presence:event').filter((e) => e.roomId === a.id),
+      [],
+      'A never joined the room named by its id, so it gets none of its presence events',
+    );
   });
 });

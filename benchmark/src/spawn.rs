@@ -117,8 +117,28 @@ pub struct HostSpec {
     pub env: Vec<(String, String)>,
 }
 
-/// Environment that must not leak from the harness's shell into a spawned server.
-const SCRUBBED: [&str; 5] = ["REDIS_URL", "PLUGINS_DIR", "PORT", "BIND_ADDR", "NODE_ID"];
+/// What a spawned server inherits from the harness's shell; everything else (a
+/// `REDIS_URL`, any `PRESENCE_*` or `PLUGIN_*` setting) would change what is measured,
+/// so a server gets only these plus the settings the harness gives it.
+const INHERITED: [&str; 7] = [
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+/// Clears `cmd`'s environment down to [`INHERITED`].
+fn clean_env(cmd: &mut Command) {
+    cmd.env_clear();
+    for key in INHERITED {
+        if let Some(value) = std::env::var_os(key) {
+            cmd.env(key, value);
+        }
+    }
+}
 
 /// Starts `rtm-host` on a free port and waits for its `listening on` line; returns the
 /// guard and the URL it printed.
@@ -129,9 +149,7 @@ pub async fn host(
 ) -> Result<(Spawned, String), SpawnError> {
     let (log, file) = log_file(logs, name)?;
     let mut cmd = Command::new(&spec.bin);
-    for key in SCRUBBED {
-        cmd.env_remove(key);
-    }
+    clean_env(&mut cmd);
     cmd.env("PORT", "0").env("BIND_ADDR", "127.0.0.1");
     if let Some(url) = &spec.redis_url {
         cmd.env("REDIS_URL", url);
@@ -193,8 +211,30 @@ pub async fn host(
 }
 
 /// Starts a private, non-persistent `redis-server` on a free port; returns the guard and
-/// its URL once it answers PING.
+/// its URL once it answers as *our* child (`INFO server` `process_id`). A port lost to
+/// another process between picking and binding is retried with a new one, so two
+/// harnesses never measure against one Redis.
 pub async fn redis(bin: &str, logs: &Path, name: &str) -> Result<(Spawned, String), SpawnError> {
+    let mut last = None;
+    for _ in 0..20 {
+        match redis_once(bin, logs, name).await? {
+            Ok(started) => return Ok(started),
+            Err(lost) => last = Some(lost),
+        }
+    }
+    Err(last.unwrap_or(SpawnError::Exited {
+        what: "redis-server".into(),
+        log_tail: String::new(),
+    }))
+}
+
+/// One attempt: `Ok(Err(_))` when the port was taken (retry), `Err` when Redis cannot
+/// start at all.
+async fn redis_once(
+    bin: &str,
+    logs: &Path,
+    name: &str,
+) -> Result<Result<(Spawned, String), SpawnError>, SpawnError> {
     let (log, file) = log_file(logs, name)?;
     let port = free_port()?;
     let what = format!("redis-server on port {port}");
@@ -209,7 +249,7 @@ pub async fn redis(bin: &str, logs: &Path, name: &str) -> Result<(Spawned, Strin
     ]);
     let child = spawn_logged(&mut cmd, file, &what)?;
     let pid = child.id().unwrap_or(0);
-    let guard = Spawned {
+    let mut guard = Spawned {
         what: what.clone(),
         child,
         pid,
@@ -219,10 +259,24 @@ pub async fn redis(bin: &str, logs: &Path, name: &str) -> Result<(Spawned, Strin
     let wait = Duration::from_secs(10);
     let deadline = tokio::time::Instant::now() + wait;
     while tokio::time::Instant::now() < deadline {
-        if redis_ping(addr).await {
-            return Ok((guard, format!("redis://127.0.0.1:{port}")));
+        if !matches!(guard.child.try_wait(), Ok(None)) {
+            // Exited: most likely the port was bound by someone else meanwhile.
+            return Ok(Err(SpawnError::Exited {
+                what,
+                log_tail: tail(&log),
+            }));
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        match redis_pid(addr).await {
+            Some(p) if p == pid => return Ok(Ok((guard, format!("redis://127.0.0.1:{port}")))),
+            Some(_) => {
+                // Another Redis answers on this port: not ours, try another port.
+                return Ok(Err(SpawnError::Exited {
+                    what: format!("{what} (port answered by another redis-server)"),
+                    log_tail: tail(&log),
+                }));
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
     Err(SpawnError::NotReady {
         what,
@@ -231,18 +285,32 @@ pub async fn redis(bin: &str, logs: &Path, name: &str) -> Result<(Spawned, Strin
     })
 }
 
-async fn redis_ping(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        return false;
+/// The `process_id` the Redis on `addr` reports, if one answers.
+async fn redis_pid(addr: SocketAddr) -> Option<u32> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    stream.write_all(b"INFO server\r\n").await.ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&reply);
+            // Only a complete line: a read may end in the middle of the number.
+            if let Some((_, rest)) = text.split_once("process_id:")
+                && let Some((pid, _)) = rest.split_once("\r\n")
+            {
+                return pid.trim().parse().ok();
+            }
+        }
     };
-    if stream.write_all(b"PING\r\n").await.is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), stream.read_exact(&mut buf)).await,
-        Ok(Ok(_)) if &buf == b"+PONG\r\n"
-    )
+    tokio::time::timeout(Duration::from_secs(1), read)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Starts an arbitrary server command through `sh -c 'exec CMD'` with `PORT` set to a
@@ -258,9 +326,7 @@ pub async fn command(
     let what = format!("`{shell_cmd}` on port {port}");
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(format!("exec {shell_cmd}"));
-    for key in SCRUBBED {
-        cmd.env_remove(key);
-    }
+    clean_env(&mut cmd);
     cmd.env("PORT", port.to_string())
         .env("BIND_ADDR", "127.0.0.1");
     for (k, v) in env {

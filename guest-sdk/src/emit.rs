@@ -52,3 +52,31 @@ pub fn to_room_except<T: Serialize + ?Sized>(
 pub fn broadcast<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<(), Error> {
     raw::broadcast(event, &encode(payload)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn payloads_are_sent_as_json() {
+        assert_eq!(
+            encode(&serde_json::json!({"text": "hi", "n": 1})).expect("encodes"),
+            r#"{"n":1,"text":"hi"}"#
+        );
+        assert_eq!(encode("plain").expect("str"), "\"plain\"");
+    }
+
+    #[test]
+    fn a_payload_that_does_not_serialize_is_internal() {
+        let bad: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
+        let err = encode(&bad).expect_err("non-string keys");
+        assert_eq!(err.code, "internal");
+        assert!(
+            err.message.starts_with("payload does not serialize"),
+            "{}",
+            err.message
+        );
+    }
+}

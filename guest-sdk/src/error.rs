@@ -25,3 +25,42 @@ impl Error {
         Self::new("internal", message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constructors_set_the_code_clients_branch_on() {
+        let cases = [
+            (
+                Error::new("not_joined", "join first"),
+                "not_joined",
+                "join first",
+            ),
+            (
+                Error::invalid_payload(String::from("bad")),
+                "invalid_payload",
+                "bad",
+            ),
+            (Error::internal("oops"), "internal", "oops"),
+        ];
+        for (err, code, message) in cases {
+            assert_eq!((err.code.as_str(), err.message.as_str()), (code, message));
+        }
+    }
+
+    #[test]
+    fn question_mark_forwards_a_host_error_unchanged() {
+        fn host_call() -> Result<(), Error> {
+            Err(Error::new("forbidden", "chat:secret is not declared"))
+        }
+        fn handler() -> Result<u32, Error> {
+            host_call()?;
+            Ok(1)
+        }
+        let err = handler().expect_err("forwarded");
+        assert_eq!(err.code, "forbidden");
+        assert_eq!(err.message, "chat:secret is not declared");
+    }
+}

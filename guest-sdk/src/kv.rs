@@ -56,8 +56,13 @@ pub fn set<T: Serialize + ?Sized>(
     value: &T,
     ttl: Option<Duration>,
 ) -> Result<(), Error> {
-    let ttl_ms = ttl.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1));
-    raw::set(key, &encode(value)?, ttl_ms)
+    raw::set(key, &encode(value)?, ttl_ms(ttl))
+}
+
+/// A TTL in whole milliseconds for the host; a sub-millisecond TTL becomes 1 ms (0
+/// would mean "no expiry" to some backends) and a huge one saturates.
+fn ttl_ms(ttl: Option<Duration>) -> Option<u64> {
+    ttl.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1))
 }
 
 /// Deletes `key`; true if it existed.
@@ -111,4 +116,71 @@ pub fn hash_get_all<T: DeserializeOwned>(key: &str) -> Result<Vec<(String, T)>, 
         .into_iter()
         .map(|(field, json)| decode(key, &json).map(|v| (field, v)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Stored {
+        text: String,
+        n: i64,
+        at: Option<u64>,
+    }
+
+    #[test]
+    fn values_round_trip_through_their_json_encoding() {
+        let v = Stored {
+            text: "quote \" and newline \n".into(),
+            n: -3,
+            at: Some(u64::MAX),
+        };
+        let json = encode(&v).expect("encodes");
+        assert_eq!(decode::<Stored>("k", &json).expect("decodes"), v);
+        // Strings are stored as JSON strings, so other languages' SDKs read them back.
+        assert_eq!(encode("Ada").expect("str"), "\"Ada\"");
+        assert_eq!(decode::<String>("k", "\"Ada\"").expect("str"), "Ada");
+        assert_eq!(decode::<Option<u8>>("k", "null").expect("null"), None);
+    }
+
+    #[test]
+    fn a_stored_value_of_another_shape_is_internal_naming_the_key() {
+        for stored in ["\"text\"", "{\"n\":1}", "not json", ""] {
+            let err = decode::<Stored>("user:42", stored).expect_err(stored);
+            assert_eq!(err.code, "internal", "{stored}");
+            assert!(
+                err.message
+                    .starts_with("kv value at \"user:42\" does not decode"),
+                "{stored}: {}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_that_does_not_serialize_is_internal() {
+        let bad: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
+        let err = encode(&bad).expect_err("non-string keys");
+        assert_eq!(err.code, "internal");
+        assert!(
+            err.message.starts_with("value does not serialize"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn ttls_are_whole_milliseconds_never_zero() {
+        assert_eq!(ttl_ms(None), None);
+        assert_eq!(ttl_ms(Some(Duration::from_secs(60))), Some(60_000));
+        assert_eq!(ttl_ms(Some(Duration::from_micros(1_500))), Some(1));
+        assert_eq!(ttl_ms(Some(Duration::from_nanos(1))), Some(1));
+        assert_eq!(ttl_ms(Some(Duration::ZERO)), Some(1));
+        assert_eq!(ttl_ms(Some(Duration::MAX)), Some(u64::MAX));
+    }
 }

@@ -164,3 +164,94 @@ pub mod __private {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use crate::bindings::exports::rtm::plugin::handler::EventCtx;
+    use crate::{__private, Ctx, Error, Hooks, Manifest, Plugin, Reply};
+
+    /// A plugin that uses only the pure parts of the SDK (no host calls).
+    struct Echo;
+
+    #[derive(Deserialize, Serialize)]
+    struct Say {
+        text: String,
+    }
+
+    impl Plugin for Echo {
+        fn manifest() -> Manifest {
+            Manifest::new("echo", "0.1.0")
+                .event("echo:*")
+                .hook(Hooks::CONNECT)
+        }
+
+        fn on_event(ctx: Ctx) -> Result<Reply, Error> {
+            match ctx.event.as_str() {
+                "echo:say" => Reply::json(&ctx.payload::<Say>()?),
+                "echo:quiet" => Ok(Reply::Empty),
+                "echo:who" => Reply::json(ctx.user_or(Error::new("not_joined", "join first"))?),
+                other => Err(Error::new("unknown_event", other)),
+            }
+        }
+    }
+
+    fn event(event: &str, user: Option<&str>, payload: &str) -> EventCtx {
+        EventCtx {
+            socket: "s1".into(),
+            user: user.map(str::to_owned),
+            event: event.into(),
+            payload: payload.into(),
+        }
+    }
+
+    #[test]
+    fn the_export_glue_hands_the_manifest_over() {
+        let m = __private::manifest::<Echo>();
+        assert_eq!((m.name.as_str(), m.version.as_str()), ("echo", "0.1.0"));
+        assert_eq!(m.events, ["echo:*"]);
+        assert_eq!(m.hooks, Hooks::CONNECT);
+    }
+
+    #[test]
+    fn replies_map_to_the_wit_result() {
+        assert_eq!(
+            __private::on_event::<Echo>(event("echo:say", None, r#"{"text":"hi"}"#)).expect("ok"),
+            Some(r#"{"text":"hi"}"#.to_owned())
+        );
+        assert_eq!(
+            __private::on_event::<Echo>(event("echo:quiet", None, "null")).expect("ok"),
+            None,
+            "Reply::Empty is an ack without data"
+        );
+        assert_eq!(
+            __private::on_event::<Echo>(event("echo:who", Some("ada"), "null")).expect("ok"),
+            Some("\"ada\"".to_owned())
+        );
+    }
+
+    #[test]
+    fn errors_reach_the_host_with_their_code() {
+        let cases = [
+            (
+                event("echo:say", None, r#"{"txt":"hi"}"#),
+                "invalid_payload",
+            ),
+            (event("echo:who", None, "null"), "not_joined"),
+            (event("echo:other", None, "null"), "unknown_event"),
+        ];
+        for (ctx, code) in cases {
+            let name = ctx.event.clone();
+            let err = __private::on_event::<Echo>(ctx).expect_err(&name);
+            assert_eq!(err.code, code, "{name}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn hooks_default_to_doing_nothing() {
+        Echo::on_connect("s1".into());
+        Echo::on_disconnect("s1".into(), Some("ada".into()));
+        Echo::on_presence(r#"{"type":"join"}"#.into());
+    }
+}

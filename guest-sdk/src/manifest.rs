@@ -65,3 +65,38 @@ impl Manifest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_manifest_handles_nothing_and_wants_no_hooks() {
+        let m = Manifest::new("noop", "0.1.0").into_wit();
+        assert_eq!((m.name.as_str(), m.version.as_str()), ("noop", "0.1.0"));
+        assert!(m.events.is_empty());
+        assert_eq!(m.hooks, Hooks::empty());
+    }
+
+    #[test]
+    fn the_builder_keeps_events_in_order_and_combines_hooks() {
+        let m = Manifest::new(String::from("chat"), "1.2.3")
+            .events(["chat:message", "chat:history"])
+            .event("chat:typing")
+            .events(vec![String::from("chat:*")])
+            .hook(Hooks::DISCONNECT)
+            .hook(Hooks::CONNECT | Hooks::PRESENCE)
+            .hook(Hooks::DISCONNECT)
+            .into_wit();
+        assert_eq!(m.name, "chat");
+        assert_eq!(m.version, "1.2.3");
+        assert_eq!(
+            m.events,
+            ["chat:message", "chat:history", "chat:typing", "chat:*"]
+        );
+        assert_eq!(
+            m.hooks,
+            Hooks::CONNECT | Hooks::DISCONNECT | Hooks::PRESENCE
+        );
+    }
+}

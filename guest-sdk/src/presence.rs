@@ -27,18 +27,63 @@ pub struct Member {
 
 /// Every live registration in `room`, on every node.
 pub fn snapshot(room: &str) -> Result<Vec<Member>, Error> {
-    raw::snapshot(room)?
-        .into_iter()
-        .map(|m| {
-            let state = serde_json::from_str(&m.state_json)
-                .map_err(|e| Error::internal(format!("presence state does not decode: {e}")))?;
-            Ok(Member {
-                conn_id: m.conn_id,
-                user_id: m.user_id,
-                state,
-                epoch: m.epoch,
-                last_seen: m.last_seen,
-            })
-        })
-        .collect()
+    raw::snapshot(room)?.into_iter().map(member).collect()
+}
+
+/// One member as the host sent it, its state decoded.
+fn member(m: raw::Member) -> Result<Member, Error> {
+    let state = serde_json::from_str(&m.state_json)
+        .map_err(|e| Error::internal(format!("presence state does not decode: {e}")))?;
+    Ok(Member {
+        conn_id: m.conn_id,
+        user_id: m.user_id,
+        state,
+        epoch: m.epoch,
+        last_seen: m.last_seen,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_member(state_json: &str) -> raw::Member {
+        raw::Member {
+            conn_id: "c1".into(),
+            user_id: "ada".into(),
+            state_json: state_json.into(),
+            epoch: 3,
+            last_seen: 1_732_900_000_000,
+        }
+    }
+
+    #[test]
+    fn a_member_keeps_every_field_and_its_state_decoded() {
+        let m = member(raw_member(r#"{"mood":"ok","typing":true,"n":[1,2]}"#)).expect("decodes");
+        assert_eq!(
+            m,
+            Member {
+                conn_id: "c1".into(),
+                user_id: "ada".into(),
+                state: serde_json::json!({"mood": "ok", "typing": true, "n": [1, 2]}),
+                epoch: 3,
+                last_seen: 1_732_900_000_000,
+            }
+        );
+        assert_eq!(
+            member(raw_member("{}")).expect("empty state").state,
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn a_state_that_does_not_decode_is_internal() {
+        let err = member(raw_member("{not json")).expect_err("bad state");
+        assert_eq!(err.code, "internal");
+        assert!(
+            err.message.starts_with("presence state does not decode"),
+            "{}",
+            err.message
+        );
+    }
 }

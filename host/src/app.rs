@@ -13,11 +13,13 @@ use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
 
+use crate::fanout::socket_room;
 use crate::metrics::Metrics;
 use crate::plugin_bridge::dispatch_ack;
 use crate::plugins::{EventCall, Plugins};
 use crate::presence::error::PresenceError;
 use crate::presence::{Outcome, Presence};
+use crate::serial::Serial;
 
 /// Everything a connection handler needs, shared by every socket of the node.
 pub struct Ctx {
@@ -61,59 +63,81 @@ pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<Ctx>) ->
     io.ns("/", (|| async {}).with(handlers))
 }
 
-/// Registers the handlers of one connecting socket.
+/// Registers the handlers of one connecting socket. Every handler only queues its work
+/// on the socket's [`Serial`] queue, so the socket's requests run in arrival order.
 fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
     ctx.metrics.sockets.inc();
-    // Socket.IO puts every socket in a room named by its id, and addressing builds on it:
-    // `to(sid)` reaches one socket on any node, `except(sid)` leaves the sender out.
-    // socketioxide does not do this by itself.
-    socket.join(socket.id.to_string());
+    // Socket.IO puts every socket in a room of its own, and addressing builds on it:
+    // `to_socket` reaches one socket on any node, `except` leaves the sender out.
+    // socketioxide does not do this by itself. The name is outside the room-id charset
+    // so no client can join it.
+    socket.join(socket_room(&socket.id.to_string()));
+    let serial = Serial::default();
     for op in [Op::Join, Op::Heartbeat, Op::Leave, Op::Snapshot] {
         let ctx = ctx.clone();
+        let serial = serial.clone();
         socket.on(
             op.name(),
-            move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| async move {
+            move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
                 let started = Instant::now();
-                let sid = s.id.to_string();
                 // A missing or undecodable payload is treated as `null`: leave and
                 // heartbeat accept that, join and snapshot answer `invalid_payload`.
                 let payload = data.unwrap_or(Value::Null);
-                let p = &ctx.presence;
-                let result = match op {
-                    Op::Join => p.join(&sid, &payload).await,
-                    Op::Heartbeat => p.heartbeat(&sid, &payload).await,
-                    Op::Leave => p.leave(&sid, &payload).await,
-                    Op::Snapshot => p.snapshot(&payload).await,
-                };
-                respond(&ctx, op.name(), &sid, result, ack, started).await;
+                let job =
+                    async move { presence_request(&ctx, op, &s, payload, ack, started).await };
+                serial.run(Box::pin(job))
             },
         );
     }
     let custom_ctx = ctx.clone();
+    let custom_serial = serial.clone();
     socket.on_fallback(
         move |s: SocketRef<A>,
               Event(event): Event,
               TryData(data): TryData<Value>,
-              ack: AckSender<A>| async move {
-            custom_event(
-                &custom_ctx,
-                &s.id.to_string(),
-                event,
-                data.unwrap_or(Value::Null),
-                ack,
-            )
-            .await;
+              ack: AckSender<A>| {
+            let started = Instant::now();
+            let payload = data.unwrap_or(Value::Null);
+            let job = async move {
+                custom_event(&custom_ctx, &s.id.to_string(), event, payload, ack, started).await;
+            };
+            custom_serial.run(Box::pin(job))
         },
     );
     let sid = socket.id.to_string();
     ctx.plugins.on_connect(&sid);
-    socket.on_disconnect(move |s: SocketRef<A>| async move {
-        ctx.metrics.sockets.dec();
-        let sid = s.id.to_string();
-        let user = ctx.presence.user_of(&sid);
-        ctx.plugins.on_disconnect(&sid, user.as_deref());
-        ctx.presence.disconnect(&sid).await;
+    // Cleanup queues behind the socket's last requests: a join still queued when the
+    // client vanished must not leave a registration behind.
+    socket.on_disconnect(move |s: SocketRef<A>| {
+        let job = async move {
+            ctx.metrics.sockets.dec();
+            let sid = s.id.to_string();
+            let user = ctx.presence.user_of(&sid);
+            ctx.plugins.on_disconnect(&sid, user.as_deref());
+            ctx.presence.disconnect(&sid).await;
+        };
+        serial.run_last(Box::pin(job))
     });
+}
+
+/// One presence request, run in its socket's turn.
+async fn presence_request<A: Adapter>(
+    ctx: &Ctx,
+    op: Op,
+    s: &SocketRef<A>,
+    payload: Value,
+    ack: AckSender<A>,
+    started: Instant,
+) {
+    let sid = s.id.to_string();
+    let p = &ctx.presence;
+    let result = match op {
+        Op::Join => p.join(&sid, &payload).await,
+        Op::Heartbeat => p.heartbeat(&sid, &payload).await,
+        Op::Leave => p.leave(&sid, &payload).await,
+        Op::Snapshot => p.snapshot(&payload).await,
+    };
+    respond(ctx, op.name(), &sid, result, ack, started).await;
 }
 
 /// Any other event: the plugin that declares it answers, or `unknown_event`.
@@ -123,8 +147,8 @@ async fn custom_event<A: Adapter>(
     event: String,
     payload: Value,
     ack: AckSender<A>,
+    started: Instant,
 ) {
-    let started = Instant::now();
     let call = EventCall {
         socket: sid.to_owned(),
         user: ctx.presence.user_of(sid),

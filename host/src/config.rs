@@ -199,6 +199,26 @@ fn exit_invalid(msg: &str) -> ! {
     std::process::exit(2);
 }
 
+/// Whether `key` is an environment variable the host reads: the prefixes of the settings
+/// table plus the single names. Test and benchmark harnesses remove these from the
+/// environment of every host they spawn, so a `REDIS_URL` in the shell can never point
+/// a test host at a shared Redis.
+pub fn is_host_setting(key: &str) -> bool {
+    const PREFIXES: [&str; 4] = ["REDIS_", "PRESENCE_", "PLUGIN_", "SOCKETIO_"];
+    const NAMES: [&str; 9] = [
+        "PORT",
+        "BIND_ADDR",
+        "NODE_ID",
+        "ADMIN_TOKEN",
+        "PLUGINS_DIR",
+        "SHUTDOWN_TIMEOUT_MS",
+        "LOG_JSON",
+        "TENANTS_FILE",
+        "API_KEY",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || NAMES.contains(&key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,18 @@ fn sid(s: &str) -> Result<Sid, FanoutError> {
     Sid::from_str(s).map_err(|_| FanoutError::BadSocketId(s.to_owned()))
 }
 
+/// The Socket.IO room only socket `sid` is in. `~` is outside the room-id charset
+/// ([`crate::presence::ids::is_valid_id`]), so neither a client's `presence:join` nor a
+/// plugin's `rooms.join` can enter another socket's room and receive its emits.
+pub fn socket_room(sid: &str) -> String {
+    format!("~{sid}")
+}
+
+/// The private room of a socket id, once the id is known to be well formed.
+fn private_room(s: &str) -> Result<String, FanoutError> {
+    sid(s).map(|_| socket_room(s))
+}
+
 fn broadcast_err(e: impl std::fmt::Display) -> FanoutError {
     FanoutError::Broadcast(e.to_string())
 }
@@ -61,14 +73,14 @@ impl<A: Adapter> Fanout for SocketIo<A> {
     ) -> Result<(), FanoutError> {
         let op = self.to(room.to_owned());
         let op = match except {
-            Some(s) => op.except(sid(s)?),
+            Some(s) => op.except(private_room(s)?),
             None => op,
         };
         op.emit(event, data).await.map_err(broadcast_err)
     }
 
     async fn to_socket(&self, s: &str, event: &str, data: &RawValue) -> Result<(), FanoutError> {
-        self.to(sid(s)?)
+        self.to(private_room(s)?)
             .emit(event, data)
             .await
             .map_err(broadcast_err)

@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod plugin_bridge;
 pub mod plugins;
 pub mod presence;
+pub mod serial;
 pub mod server;

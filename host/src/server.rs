@@ -168,7 +168,7 @@ fn assemble<A: Adapter>(
 ) -> Node {
     let router = http::router(HttpState {
         redis,
-        metrics,
+        metrics: metrics.clone(),
         plugins: ctx.plugins.clone(),
         admin_token: cfg.admin_token.as_deref().map(Arc::from),
     })
@@ -178,6 +178,7 @@ fn assemble<A: Adapter>(
         ctx.presence.clone(),
         Duration::from_millis(cfg.presence_reaper_interval_ms),
         cfg.reaper_lookback(),
+        metrics.reaped.clone(),
     );
     let io = io.clone();
     Node {
@@ -190,6 +191,11 @@ fn assemble<A: Adapter>(
     }
 }
 
+/// The exit status when a SIGTERM drain did not finish within `SHUTDOWN_TIMEOUT_MS`: not
+/// 0, so a supervisor (and a test) can tell a clean stop from one that cut the drain
+/// short (registrations then expire through other nodes' reapers instead of `leave`).
+pub const DRAIN_TIMEOUT_EXIT: i32 = 3;
+
 /// Serves `node` on `listener` until SIGTERM/SIGINT, then drains within `timeout`.
 pub async fn serve(node: Node, listener: TcpListener, timeout: Duration) -> anyhow::Result<()> {
     let router = node.router.clone();
@@ -198,8 +204,12 @@ pub async fn serve(node: Node, listener: TcpListener, timeout: Duration) -> anyh
         tracing::info!("shutdown requested: draining");
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
-            tracing::warn!(?timeout, "drain did not finish in time; exiting");
-            std::process::exit(0);
+            tracing::error!(
+                ?timeout,
+                code = DRAIN_TIMEOUT_EXIT,
+                "drain did not finish in time; exiting"
+            );
+            std::process::exit(DRAIN_TIMEOUT_EXIT);
         });
         node.drain().await;
     };

@@ -35,7 +35,7 @@ async fn presence_flow(host: &Host) {
         .request("presence:join", json!({"roomId": "lobby", "userId": "bob"}))
         .await;
     assert_eq!(jb["snapshot"].as_array().unwrap().len(), 2);
-    a.wait_for(Duration::from_secs(3), |ev| {
+    a.wait_for(Duration::from_secs(30), |ev| {
         ev.iter()
             .any(|e| e["type"] == "join" && e["userId"] == "bob")
     })
@@ -55,7 +55,7 @@ async fn presence_flow(host: &Host) {
         )
         .await;
     assert_eq!(patched, json!({"ok": true, "epoch": 2}));
-    b.wait_for(Duration::from_secs(3), |ev| {
+    b.wait_for(Duration::from_secs(30), |ev| {
         ev.iter().any(|e| {
             e["type"] == "update"
                 && e["state"] == json!({"mood": "ok", "typing": true})
@@ -137,7 +137,7 @@ async fn presence_flow(host: &Host) {
         .request("presence:leave", json!({"roomId": "lobby"}))
         .await;
     assert_eq!(left, json!({"ok": true}));
-    b.wait_for(Duration::from_secs(3), |ev| {
+    b.wait_for(Duration::from_secs(30), |ev| {
         ev.iter()
             .any(|e| e["type"] == "leave" && e["connId"] == conn_a.as_str())
     })
@@ -160,7 +160,7 @@ async fn presence_flow(host: &Host) {
         .await;
     b.disconnect().await;
     observer
-        .wait_for(Duration::from_secs(5), |ev| {
+        .wait_for(Duration::from_secs(30), |ev| {
             ev.iter()
                 .any(|e| e["type"] == "leave" && e["userId"] == "bob")
         })
@@ -228,11 +228,20 @@ async fn two_nodes_see_each_others_changes_once() {
     )
     .await;
     a.request("presence:leave", Value::Null).await;
-    b.wait_for(Duration::from_secs(3), |ev| {
+    b.wait_for(Duration::from_secs(30), |ev| {
         ev.iter().any(|e| e["type"] == "leave")
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A later change on n1 as a sentinel: n1's events reach n2 in order, so once b has
+    // seen it, any duplicate of alice's events would have arrived before it.
+    let zed = RustClient::connect(&n1.url).await;
+    zed.request("presence:join", json!({"roomId": "x", "userId": "zed"}))
+        .await;
+    b.wait_for(Duration::from_secs(10), |ev| {
+        ev.iter()
+            .any(|e| e["type"] == "join" && e["userId"] == "zed")
+    })
+    .await;
     let alice = |kind: &str| {
         b.events_of(kind)
             .into_iter()
@@ -245,4 +254,105 @@ async fn two_nodes_see_each_others_changes_once() {
         "{:?}",
         b.events.lock().unwrap()
     );
+}
+
+/// Connects `n` clients, each joined to `room` as `user-<i>`.
+async fn joined_clients(host: &Host, room: &str, n: usize) -> Vec<RustClient> {
+    let mut clients = Vec::new();
+    for i in 0..n {
+        let c = RustClient::connect(&host.url).await;
+        let ack = c
+            .request(
+                "presence:join",
+                json!({"roomId": room, "userId": format!("user-{i}")}),
+            )
+            .await;
+        assert_eq!(ack["ok"], true, "join: {ack}");
+        clients.push(c);
+    }
+    clients
+}
+
+/// Presence keys in Redis (the adapter's `prs:sio*` channels aside).
+fn presence_keys(redis: &Redis) -> Vec<String> {
+    redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("prs:") && !k.starts_with("prs:sio"))
+        .collect()
+}
+
+/// SIGTERM with connected, joined clients and a drain that can finish: exit status 0,
+/// and the drain did its work (every registration of the node removed from Redis, which
+/// a drain cut short by the timeout would leave behind).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_joined_clients_drains_and_exits_0() {
+    let redis = Redis::start();
+    let host = Host::spawn(&[
+        ("REDIS_URL", redis.url()),
+        ("SHUTDOWN_TIMEOUT_MS", "60000".into()),
+    ]);
+    let clients = joined_clients(&host, "lobby", 3).await;
+    assert!(
+        !presence_keys(&redis).is_empty(),
+        "the joins are stored in Redis"
+    );
+    let (status, logs) = host.terminate_with_logs();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a drain that finished exits 0 ({status}); logs: {logs}"
+    );
+    assert_eq!(
+        presence_keys(&redis),
+        Vec::<String>::new(),
+        "the drain removed this node's registrations; logs: {logs}"
+    );
+    drop(clients);
+}
+
+/// The same on the memory store: connected, joined clients, exit status 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_on_memory_store_exits_0() {
+    let host = Host::spawn(&[("SHUTDOWN_TIMEOUT_MS", "60000".into())]);
+    let clients = joined_clients(&host, "lobby", 3).await;
+    let (status, logs) = host.terminate_with_logs();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a drain that finished exits 0 ({status}); logs: {logs}"
+    );
+    drop(clients);
+}
+
+/// A drain that cannot finish in `SHUTDOWN_TIMEOUT_MS`: Redis is frozen (SIGSTOP), so
+/// removing the node's registrations waits on a 60 s command timeout, far past the
+/// 300 ms drain limit. The host must exit with the distinct drain-timeout status 3 and
+/// say so in its log, not 0 as if the drain had finished.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drain_timeout_exits_3() {
+    let redis = Redis::start();
+    let host = Host::spawn(&[
+        ("REDIS_URL", redis.url()),
+        ("REDIS_TIMEOUT_MS", "60000".into()),
+        ("SHUTDOWN_TIMEOUT_MS", "300".into()),
+    ]);
+    let clients = joined_clients(&host, "lobby", 2).await;
+    redis.pause();
+    let (status, logs) = host.terminate_with_logs();
+    redis.resume();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "a drain cut short by SHUTDOWN_TIMEOUT_MS exits 3 ({status}); logs: {logs}"
+    );
+    assert!(
+        logs.contains("drain did not finish"),
+        "the drain timeout is logged; logs: {logs}"
+    );
+    assert!(
+        !presence_keys(&redis).is_empty(),
+        "the registrations are still in Redis: the drain really was cut short"
+    );
+    drop(clients);
 }

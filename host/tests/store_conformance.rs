@@ -15,7 +15,14 @@ use rtm_host::presence::redis::RedisStore;
 use rtm_host::presence::store::*;
 use serde_json::{Map, Value, json};
 
-const TTL_MS: u64 = 400;
+/// TTL of the stores in every test that does not exercise expiry: far longer than any
+/// test runs, so a registration never lapses under a test that is slow on a busy CI.
+const TTL_MS: u64 = 60_000;
+
+/// TTL of the expiry test: short so it runs quickly, and long enough that a registration
+/// made just before a `reap` is still live when it runs (the test waits for the lapse
+/// itself by polling, never by timing).
+const REAP_TTL_MS: u64 = 3_000;
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
@@ -38,43 +45,49 @@ fn join<'a>(
     }
 }
 
-/// Runs `body` against a fresh memory store and a fresh Redis store.
+/// Runs `body` against a fresh memory store and a fresh Redis store (direct and behind
+/// the heartbeat batcher), all with registration TTL `$ttl` (default [`TTL_MS`]).
 macro_rules! conformance {
     ($name:ident, $body:expr) => {
+        conformance!($name, TTL_MS, $body);
+    };
+    ($name:ident, $ttl:expr, $body:expr) => {
         mod $name {
             use super::*;
             #[tokio::test]
             async fn memory() {
-                let store: Arc<dyn PresenceStore> = Arc::new(MemoryStore::new(TTL_MS));
+                let store: Arc<dyn PresenceStore> = Arc::new(MemoryStore::new($ttl));
                 ($body)(store).await;
             }
             #[tokio::test]
             async fn redis() {
                 let server = support::Redis::start();
-                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(1), 2)
+                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2)
                     .await
-                    .unwrap();
+                    .expect("connect to the private redis-server");
                 let store: Arc<dyn PresenceStore> = Arc::new(
-                    RedisStore::new(backend.pool.clone(), "prs:", TTL_MS)
+                    RedisStore::new(backend.pool.clone(), "prs:", $ttl)
                         .await
-                        .unwrap(),
+                        .expect("RedisStore loads its scripts"),
                 );
                 ($body)(store).await;
+                server.assert_ours();
             }
             /// Redis behind the heartbeat coalescer the server uses.
             #[tokio::test]
             async fn redis_batched() {
                 let server = support::Redis::start();
-                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(1), 2)
+                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2)
                     .await
-                    .unwrap();
+                    .expect("connect to the private redis-server");
                 let inner = Arc::new(
-                    RedisStore::new(backend.pool.clone(), "prs:", TTL_MS)
+                    RedisStore::new(backend.pool.clone(), "prs:", $ttl)
                         .await
-                        .unwrap(),
+                        .expect("RedisStore loads its scripts"),
                 );
                 let store: Arc<dyn PresenceStore> = Arc::new(HeartbeatBatcher::new(inner, 2));
                 ($body)(store).await;
+                server.assert_ours();
             }
         }
     };
@@ -348,50 +361,104 @@ conformance!(
     }
 );
 
-conformance!(
-    reaper_removes_lapsed_once,
-    |s: Arc<dyn PresenceStore>| async move {
-        s.join(join("quiet", "r", "alice", "s1", None))
-            .await
-            .unwrap()
-            .unwrap();
-        s.join(join("chatty", "r", "bob", "s2", None))
-            .await
-            .unwrap()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_millis(TTL_MS * 2 + 300);
-        let mut reaped = Vec::new();
-        while std::time::Instant::now() < deadline {
-            s.heartbeat(&[TouchSpec {
-                conn_id: "chatty",
-                owner: "s2",
-            }])
-            .await
-            .unwrap();
-            reaped.extend(s.reap(TTL_MS * 2, 100).await.unwrap());
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Polls `snapshot(room)` until `conn` is no longer in it (its TTL lapsed); panics after
+/// a generous deadline.
+async fn wait_until_lapsed(s: &Arc<dyn PresenceStore>, room: &str, conn: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(REAP_TTL_MS) * 10;
+    loop {
+        let snap = s.snapshot(room).await.expect("snapshot");
+        if !snap.iter().any(|r| r.conn_id == conn) {
+            return;
         }
-        assert_eq!(reaped.len(), 1, "{reaped:?}");
-        assert_eq!(
-            (
-                reaped[0].conn_id.as_str(),
-                reaped[0].room_id.as_str(),
-                reaped[0].user_id.as_str()
-            ),
-            ("quiet", "r", "alice")
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{conn} still in the snapshot long after its {REAP_TTL_MS} ms TTL: {snap:?}"
         );
-        let snap = s.snapshot("r").await.unwrap();
-        assert_eq!(snap.len(), 1);
-        assert_eq!(snap[0].conn_id, "chatty");
-        // A lapsed registration is invisible even before the reaper runs, and cannot be refreshed.
-        assert_eq!(
-            s.heartbeat(&[TouchSpec {
-                conn_id: "quiet",
-                owner: "s1"
-            }])
-            .await
-            .unwrap(),
-            vec![Touch::Missing]
-        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-);
+}
+
+conformance!(reaper_removes_lapsed_once, REAP_TTL_MS, |s: Arc<
+    dyn PresenceStore,
+>| async move {
+    s.join(join("quiet", "r", "alice", "s1", None))
+        .await
+        .unwrap()
+        .unwrap();
+    // No heartbeat: once the TTL lapsed the registration is invisible even though
+    // no reaper has run yet, and cannot be refreshed.
+    wait_until_lapsed(&s, "r", "quiet").await;
+    assert_eq!(
+        s.heartbeat(&[TouchSpec {
+            conn_id: "quiet",
+            owner: "s1"
+        }])
+        .await
+        .unwrap(),
+        vec![Touch::Missing],
+        "a lapsed registration cannot be refreshed"
+    );
+
+    // A live registration next to it (joined now, so far inside its TTL).
+    s.join(join("live", "r", "bob", "s2", None))
+        .await
+        .unwrap()
+        .unwrap();
+    // Two reapers at once (two nodes): the lapsed one is removed exactly once, the
+    // live one not at all.
+    let (a, b) = tokio::join!(s.reap(REAP_TTL_MS * 2, 100), s.reap(REAP_TTL_MS * 2, 100));
+    let mut reaped = a.unwrap();
+    reaped.extend(b.unwrap());
+    assert_eq!(reaped.len(), 1, "{reaped:?}");
+    assert_eq!(
+        (
+            reaped[0].conn_id.as_str(),
+            reaped[0].room_id.as_str(),
+            reaped[0].user_id.as_str()
+        ),
+        ("quiet", "r", "alice")
+    );
+    assert!(
+        s.reap(REAP_TTL_MS * 2, 100).await.unwrap().is_empty(),
+        "reaped twice"
+    );
+    let snap = s.snapshot("r").await.unwrap();
+    assert_eq!(snap.len(), 1, "{snap:?}");
+    assert_eq!(snap[0].conn_id, "live");
+    assert_eq!(
+        s.heartbeat(&[TouchSpec {
+            conn_id: "quiet",
+            owner: "s1"
+        }])
+        .await
+        .unwrap(),
+        vec![Touch::Missing],
+        "a reaped registration stays gone"
+    );
+});
+
+/// The fixture never adopts a Redis it did not start: on a port another server holds,
+/// its own child cannot bind, and whatever answers there has another pid.
+#[test]
+fn redis_fixture_never_adopts_a_foreign_server() {
+    let first = support::Redis::start();
+    let err = support::Redis::try_start_on(first.port)
+        .err()
+        .expect("a second fixture on a taken port must not start");
+    assert!(
+        err.contains("another Redis") || err.contains("exited"),
+        "{err}"
+    );
+    first.assert_ours();
+}
+
+/// `restart` comes back on the same port as a new child, and proves it.
+#[test]
+fn redis_fixture_restart_proves_the_new_child() {
+    let mut redis = support::Redis::start();
+    let (port, pid) = (redis.port, redis.pid());
+    redis.restart();
+    assert_eq!(redis.port, port);
+    assert_ne!(redis.pid(), pid, "a new process");
+    redis.assert_ours();
+}

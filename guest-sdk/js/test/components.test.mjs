@@ -7,9 +7,13 @@
 //   node --test guest-sdk/js/test/          (after plugins/build-polyglot.sh)
 //
 // RTM_CHAT_WASM: the Rust chat component (default: the workspace's
-// wasm32-wasip2 release output); its cases are skipped when it is missing.
+// wasm32-wasip2 release output, from scripts/build-guests.sh).
 // RTM_POLYGLOT_DIST: where build-polyglot.sh put the JS/Python components
 // (default plugins/dist, built first if out of date).
+//
+// Nothing is skipped: the components are built (when RTM_POLYGLOT_DIST is
+// unset) before any test is declared, and a component still missing then
+// fails the file at once, naming it.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -26,14 +30,28 @@ const rustChat = resolve(
   process.env.RTM_CHAT_WASM ?? join(repo, 'target/wasm-guests/wasm32-wasip2/release/chat.wasm'),
 );
 
-before(() => {
-  if (!process.env.RTM_POLYGLOT_DIST) {
-    execFileSync('bash', [join(repo, 'plugins/build-polyglot.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
-    execFileSync('bash', [join(repo, 'plugins/build-polyglot.sh'), 'sdk-probe-js', 'sdk-probe-py'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-  }
-});
+// Build first, at load time: every decision below is made on what exists
+// after the build, not before it (a before() hook would run too late).
+if (!process.env.RTM_POLYGLOT_DIST) {
+  execFileSync('bash', [join(repo, 'plugins/build-polyglot.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  execFileSync('bash', [join(repo, 'plugins/build-polyglot.sh'), 'sdk-probe-js', 'sdk-probe-py'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
+
+const required = [
+  rustChat,
+  ...['chat-js', 'spin-js', 'moderation-py', 'membomb-py'].map((name) => join(dist, `${name}.wasm`)),
+  ...['js', 'py'].map((lang) => join(dist, `sdk-probe/sdk-probe-${lang}.wasm`)),
+];
+const missing = required.filter((path) => !existsSync(path));
+if (missing.length > 0) {
+  throw new Error(
+    `guest components missing: ${missing.map((path) => path.replace(`${repo}/`, '')).join(', ')}. ` +
+      'Build the Rust chat with scripts/build-guests.sh (or set RTM_CHAT_WASM) and the JS/Python ' +
+      'components with plugins/build-polyglot.sh [sdk-probe-js sdk-probe-py] (or set RTM_POLYGLOT_DIST).',
+  );
+}
 
 const chatPlugins = [
   { name: 'rust', path: rustChat },
@@ -105,7 +123,7 @@ async function chatTranscript(path) {
 const transcripts = new Map();
 
 for (const plugin of chatPlugins) {
-  describe(`chat conformance (${plugin.name}: ${plugin.path.replace(`${repo}/`, '')})`, { skip: !existsSync(plugin.path) && `${plugin.path} not built` }, () => {
+  describe(`chat conformance (${plugin.name}: ${plugin.path.replace(`${repo}/`, '')})`, () => {
     let t;
     let p;
     before(async () => {
@@ -188,13 +206,13 @@ for (const plugin of chatPlugins) {
   });
 }
 
-test('Rust and JS chat give identical transcripts', { skip: !existsSync(rustChat) && 'Rust chat not built' }, async () => {
+test('Rust and JS chat give identical transcripts', async () => {
   const rust = transcripts.get('rust') ?? (await chatTranscript(rustChat)).t;
   const js = transcripts.get('js') ?? (await chatTranscript(join(dist, 'chat-js.wasm'))).t;
   assert.deepEqual(js, rust);
 });
 
-test('each chat reads and continues the other\'s history', { skip: !existsSync(rustChat) && 'Rust chat not built' }, async () => {
+test('each chat reads and continues the other\'s history', async () => {
   const host = new MockHost();
   host.join('s1', 'r');
   const rust = await loadPlugin(rustChat, host);
@@ -213,7 +231,7 @@ test('each chat reads and continues the other\'s history', { skip: !existsSync(r
 });
 
 test('host errors reach the client unchanged (kv unavailable)', async () => {
-  for (const plugin of chatPlugins.filter((c) => existsSync(c.path))) {
+  for (const plugin of chatPlugins) {
     const p = await loadPlugin(plugin.path);
     p.host.join('s1', 'r');
     p.host.kvFailure = { code: 'unavailable', message: 'redis down' };
@@ -394,7 +412,7 @@ function witSurface(path) {
 }
 
 for (const name of ['chat-js', 'spin-js', 'moderation-py', 'membomb-py']) {
-  test(`${name}.wasm imports only rtm:plugin/*@0.1.0 and host-linked WASI 0.2, exports the handler`, { skip: !existsSync(join(dist, `${name}.wasm`)) && 'not built' }, () => {
+  test(`${name}.wasm imports only rtm:plugin/*@0.1.0 and host-linked WASI 0.2, exports the handler`, () => {
     const { imports, exports } = witSurface(join(dist, `${name}.wasm`));
     const rtm = imports.filter((i) => i.startsWith('rtm:'));
     const wasi = imports.filter((i) => i.startsWith('wasi:'));

@@ -114,37 +114,39 @@ impl Metrics {
         let tenant = escape(tenant);
         let counters: [Counter; 5] = [
             (
-                "rtm_plugin_calls_total",
+                "rtm_plugin_calls",
                 "Plugin calls (events and hooks).",
                 |m| m.calls.load(Ordering::Relaxed),
             ),
             (
-                "rtm_plugin_errors_total",
+                "rtm_plugin_errors",
                 "Calls answered with a plugin error.",
                 |m| m.errors.load(Ordering::Relaxed),
             ),
             (
-                "rtm_plugin_failures_total",
+                "rtm_plugin_failures",
                 "Calls that trapped, hit a limit or were refused by quarantine.",
                 |m| m.failures.load(Ordering::Relaxed),
             ),
             (
-                "rtm_plugin_rejected_total",
+                "rtm_plugin_rejected",
                 "Calls refused because the plugin was quarantined.",
                 |m| m.rejected.load(Ordering::Relaxed),
             ),
             (
-                "rtm_plugin_reloads_total",
+                "rtm_plugin_reloads",
                 "Versions loaded (first load included).",
                 |m| m.reloads.load(Ordering::Relaxed),
             ),
         ];
-        for (metric, help, read) in counters {
+        // OpenMetrics: a counter family is named without `_total`, its samples with it;
+        // a family with no samples is left out (parsers merge adjacent empty families).
+        for (metric, help, read) in counters.into_iter().filter(|_| !plugins.is_empty()) {
             let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
             for (name, m) in &plugins {
                 let _ = writeln!(
                     out,
-                    "{metric}{{tenant=\"{tenant}\",plugin=\"{}\"}} {}",
+                    "{metric}_total{{tenant=\"{tenant}\",plugin=\"{}\"}} {}",
                     escape(name),
                     read(m)
                 );
@@ -152,10 +154,12 @@ impl Metrics {
         }
 
         let metric = "rtm_plugin_call_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {metric} Plugin call latency.\n# TYPE {metric} histogram"
-        );
+        if !plugins.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP {metric} Plugin call latency.\n# TYPE {metric} histogram"
+            );
+        }
         for (name, m) in &plugins {
             let labels = format!("tenant=\"{tenant}\",plugin=\"{}\"", escape(name));
             let mut cumulative = 0;
@@ -170,33 +174,39 @@ impl Metrics {
             let _ = writeln!(out, "{metric}_count{{{labels}}} {count}");
         }
 
-        let _ = writeln!(
-            out,
-            "# HELP rtm_plugin_quarantined Whether the loaded plugin is quarantined.\n# TYPE rtm_plugin_quarantined gauge"
-        );
-        for g in gauges {
+        if !gauges.is_empty() {
             let _ = writeln!(
                 out,
-                "rtm_plugin_quarantined{{tenant=\"{tenant}\",plugin=\"{}\"}} {}",
-                escape(g.name),
-                u8::from(g.quarantined)
+                "# HELP rtm_plugin_quarantined Whether the loaded plugin is quarantined.\n# TYPE rtm_plugin_quarantined gauge"
             );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP rtm_plugin_warm_instances Idle warm instances of the loaded plugin.\n# TYPE rtm_plugin_warm_instances gauge"
-        );
-        for g in gauges {
+            for g in gauges {
+                let _ = writeln!(
+                    out,
+                    "rtm_plugin_quarantined{{tenant=\"{tenant}\",plugin=\"{}\"}} {}",
+                    escape(g.name),
+                    u8::from(g.quarantined)
+                );
+            }
             let _ = writeln!(
                 out,
-                "rtm_plugin_warm_instances{{tenant=\"{tenant}\",plugin=\"{}\"}} {}",
-                escape(g.name),
-                g.warm_instances
+                "# HELP rtm_plugin_warm_instances Idle warm instances of the loaded plugin.\n# TYPE rtm_plugin_warm_instances gauge"
             );
+            for g in gauges {
+                let _ = writeln!(
+                    out,
+                    "rtm_plugin_warm_instances{{tenant=\"{tenant}\",plugin=\"{}\"}} {}",
+                    escape(g.name),
+                    g.warm_instances
+                );
+            }
         }
+        self.render_load_failures(out, &tenant);
+    }
+
+    fn render_load_failures(&self, out: &mut String, tenant: &str) {
         let _ = writeln!(
             out,
-            "# HELP rtm_plugin_load_failures_total Plugin files refused (compile, manifest, conflict).\n# TYPE rtm_plugin_load_failures_total counter\nrtm_plugin_load_failures_total{{tenant=\"{tenant}\"}} {}",
+            "# HELP rtm_plugin_load_failures Plugin files refused (compile, manifest, conflict).\n# TYPE rtm_plugin_load_failures counter\nrtm_plugin_load_failures_total{{tenant=\"{tenant}\"}} {}",
             self.load_failures.load(Ordering::Relaxed)
         );
     }

@@ -18,6 +18,7 @@ pub mod request;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub type Observer = Box<dyn Fn(&str) + Send + Sync>;
 struct Held {
     conn_id: String,
     user_id: String,
+    /// When this room was last joined or resumed (a node-wide sequence number): the
+    /// socket's user for plugins is the one of its latest join.
+    joined: u64,
 }
 
 /// A request's answer plus the events it caused; the caller acks first, then publishes,
@@ -63,6 +67,8 @@ pub struct Presence {
     /// Told about every event this node publishes (the plugins' `on-presence` hook).
     /// Set once after start, because the plugin runtime is built after presence.
     observer: OnceLock<Observer>,
+    /// Hands out [`Held::joined`].
+    joins: AtomicU64,
 }
 
 impl Presence {
@@ -81,6 +87,7 @@ impl Presence {
             resume_grace,
             local: Mutex::new(HashMap::new()),
             observer: OnceLock::new(),
+            joins: AtomicU64::new(0),
         }
     }
 
@@ -127,11 +134,21 @@ impl Presence {
         self.fanout.leave_local(sid, room);
     }
 
-    /// The user a socket last joined as, for plugins ("user if known").
+    fn next_join(&self) -> u64 {
+        self.joins.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The user a socket last joined as, for plugins ("user if known"): the `userId` of
+    /// its most recent `presence:join` (or resume) among the rooms it still holds, so a
+    /// socket that joined two rooms as two users is the second one until it leaves that
+    /// room. `None` before any join.
     pub fn user_of(&self, sid: &str) -> Option<String> {
-        self.local()
-            .get(sid)
-            .and_then(|rooms| rooms.values().next().map(|h| h.user_id.clone()))
+        self.local().get(sid).and_then(|rooms| {
+            rooms
+                .values()
+                .max_by_key(|h| h.joined)
+                .map(|h| h.user_id.clone())
+        })
     }
 
     /// `presence:join`: resume when asked and possible, else join or re-join.
@@ -192,8 +209,10 @@ impl Presence {
     fn reserve(&self, sid: &str, req: &JoinRequest) -> (String, bool) {
         let mut local = self.local();
         let rooms = local.entry(sid.to_owned()).or_default();
+        let joined = self.next_join();
         if let Some(held) = rooms.get_mut(&req.room_id) {
             held.user_id.clone_from(&req.user_id);
+            held.joined = joined;
             return (held.conn_id.clone(), false);
         }
         let conn_id = ids::new_conn_id();
@@ -202,6 +221,7 @@ impl Presence {
             Held {
                 conn_id: conn_id.clone(),
                 user_id: req.user_id.clone(),
+                joined,
             },
         );
         (conn_id, true)
@@ -248,6 +268,7 @@ impl Presence {
             Held {
                 conn_id: conn_id.to_owned(),
                 user_id: req.user_id.clone(),
+                joined: self.next_join(),
             },
         );
         self.fanout.join_local(sid, &req.room_id);
@@ -285,17 +306,28 @@ impl Presence {
             (None, None) => None,
         };
         match room {
-            Some(room) => self.heartbeat_room(sid, &room, &req).await,
+            Some(room) => {
+                let (epoch, events) = self.heartbeat_room(sid, &room, &req).await?;
+                // PROTOCOL.md: without `roomId` the ack is `epochs` by room, also when
+                // the patch went to the socket's only room.
+                let ack = if req.room_id.is_some() {
+                    json!({ "ok": true, "epoch": epoch })
+                } else {
+                    json!({ "ok": true, "epochs": { room: epoch } })
+                };
+                Ok(Outcome { ack, events })
+            }
             None => self.heartbeat_all(sid).await,
         }
     }
 
+    /// Refreshes (and patches) one room; the registration's epoch and the events caused.
     async fn heartbeat_room(
         &self,
         sid: &str,
         room: &str,
         req: &HeartbeatRequest,
-    ) -> Result<Outcome, PresenceError> {
+    ) -> Result<(store::Epoch, Vec<PresenceEvent>), PresenceError> {
         let held = self
             .held(sid, room)
             .ok_or_else(|| PresenceError::NotJoined(room.to_owned()))?;
@@ -309,10 +341,7 @@ impl Presence {
         };
         let Some(patch) = &req.patch else {
             return match self.store.heartbeat(&[touch]).await?.first() {
-                Some(Touch::Alive(epoch)) => Ok(Outcome {
-                    ack: json!({ "ok": true, "epoch": epoch }),
-                    events: Vec::new(),
-                }),
+                Some(Touch::Alive(epoch)) => Ok((*epoch, Vec::new())),
                 Some(Touch::Fenced(current)) => Err(stale(*current)),
                 _ => {
                     self.forget(sid, room);
@@ -325,10 +354,10 @@ impl Presence {
             .patch(touch, req.epoch, patch, self.limits.max_state_bytes)
             .await?
         {
-            Patched::Done(reg) => Ok(Outcome {
-                ack: json!({ "ok": true, "epoch": reg.epoch }),
-                events: vec![PresenceEvent::of(EventKind::Update, &reg, true)],
-            }),
+            Patched::Done(reg) => Ok((
+                reg.epoch,
+                vec![PresenceEvent::of(EventKind::Update, &reg, true)],
+            )),
             Patched::Stale(current) => Err(stale(current)),
             Patched::TooLarge(size) => Err(PresenceError::PayloadTooLarge(format!(
                 "merged state would be {size} bytes, the limit is {}",
@@ -502,4 +531,100 @@ fn join_ack(reg: &Registration, snapshot: &[Registration]) -> Value {
         "self": { "connId": reg.conn_id, "epoch": reg.epoch },
         "snapshot": snapshot,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::FanoutError;
+    use serde_json::value::RawValue;
+
+    /// A node with no sockets: emits go nowhere, local joins succeed.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl Fanout for Silent {
+        async fn to_room(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &str,
+            _: &RawValue,
+        ) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        async fn to_socket(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        async fn to_all(&self, _: &str, _: &RawValue) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        fn join_local(&self, _: &str, _: &str) -> bool {
+            true
+        }
+        fn leave_local(&self, _: &str, _: &str) {}
+        fn in_room_local(&self, _: &str, _: &str) -> bool {
+            false
+        }
+        async fn members(&self, _: &str) -> Result<Vec<String>, FanoutError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn presence() -> Presence {
+        let limits = Limits {
+            max_id_len: 128,
+            max_state_bytes: 4096,
+        };
+        let store = Arc::new(memory::MemoryStore::new(60_000));
+        Presence::new(store, Arc::new(Silent), limits, "n".into(), Duration::ZERO)
+    }
+
+    async fn join(p: &Presence, room: &str, user: &str) {
+        p.join("s", &json!({ "roomId": room, "userId": user }))
+            .await
+            .expect("join");
+    }
+
+    #[tokio::test]
+    async fn user_of_is_the_latest_join_among_the_rooms_still_held() {
+        let p = presence();
+        assert_eq!(p.user_of("s"), None);
+        // Eight rooms as eight users: with "any entry of the map" this passes by luck
+        // with odds of about 1 in 8! (the order of a HashMap is random per process).
+        for i in 0..8 {
+            join(&p, &format!("r{i}"), &format!("u{i}")).await;
+            assert_eq!(p.user_of("s"), Some(format!("u{i}")), "after joining r{i}");
+        }
+        join(&p, "r2", "again").await;
+        assert_eq!(
+            p.user_of("s").as_deref(),
+            Some("again"),
+            "a re-join is a join"
+        );
+        p.leave("s", &json!({ "roomId": "r2" }))
+            .await
+            .expect("leave");
+        assert_eq!(p.user_of("s").as_deref(), Some("u7"), "latest of the rest");
+        p.leave("s", &Value::Null).await.expect("leave all");
+        assert_eq!(p.user_of("s"), None);
+    }
+
+    #[tokio::test]
+    async fn heartbeat_without_room_acks_epochs_by_room_also_with_a_patch() {
+        let p = presence();
+        join(&p, "only", "u").await;
+        let plain = p.heartbeat("s", &Value::Null).await.expect("heartbeat");
+        assert_eq!(plain.ack, json!({ "ok": true, "epochs": { "only": 1 } }));
+        let patched = p
+            .heartbeat("s", &json!({ "patchState": { "n": 1 } }))
+            .await
+            .expect("patch");
+        assert_eq!(patched.ack, json!({ "ok": true, "epochs": { "only": 2 } }));
+        let named = p
+            .heartbeat("s", &json!({ "roomId": "only", "patchState": { "n": 2 } }))
+            .await
+            .expect("patch one room");
+        assert_eq!(named.ack, json!({ "ok": true, "epoch": 3 }));
+    }
 }

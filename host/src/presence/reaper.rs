@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::task::JoinHandle;
 
 use super::Presence;
@@ -14,15 +15,22 @@ use super::event::PresenceEvent;
 /// Most registrations removed per store call; a backlog is drained in several calls.
 const BATCH: usize = 256;
 
-/// Starts the reaper; abort the handle to stop it.
-pub fn spawn(presence: Arc<Presence>, interval: Duration, lookback: Duration) -> JoinHandle<()> {
+/// Starts the reaper; abort the handle to stop it. `reaped` counts the registrations
+/// this node's reaper removed (`rtm_presence_reaped`).
+pub fn spawn(
+    presence: Arc<Presence>,
+    interval: Duration,
+    lookback: Duration,
+    reaped: Counter,
+) -> JoinHandle<()> {
     let lookback_ms = u64::try_from(lookback.as_millis()).unwrap_or(u64::MAX);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            sweep(&presence, lookback_ms).await;
+            let n = sweep(&presence, lookback_ms).await;
+            reaped.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
         }
     })
 }

@@ -14,7 +14,7 @@
 
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, NO_PAYLOAD, QUIET_MS, show, uid, waitUntil } from './support.mjs';
+import { Harness, NO_PAYLOAD, show, uid, waitUntil } from './support.mjs';
 
 const STORES = ['memory', 'redis'];
 const TRANSPORTS = ['websocket', 'polling'];
@@ -207,12 +207,8 @@ for (const store of STORES) {
             const m = (await o.snapshot(room)).find((x) => x.connId === self.connId);
             assert.deepEqual(m?.state, { v: 1 }, `state untouched: ${show(m)}`);
             assert.equal(m.epoch, self.epoch, 'epoch untouched');
-            await o.events.assertCountAfterQuiet(
-              (e) => e.connId === self.connId && e.type !== 'join',
-              0,
-              QUIET_MS,
-              'no update or leave from refused requests',
-            );
+            await h.barrier(room, { nodes: [host], observers: [o], after: [c] });
+            o.events.assertCount((e) => e.connId === self.connId && e.type !== 'join', 0, 'no update or leave from refused requests');
             await c.ok('presence:heartbeat', { roomId: room, patchState: { v: 2 }, epoch: self.epoch });
           }),
         );
@@ -284,7 +280,8 @@ for (const store of STORES) {
             const m = (await o.snapshot(room)).find((x) => x.connId === self.connId);
             assert.deepEqual(m?.state, { a: 'x'.repeat(3_000) }, 'state unchanged');
             assert.equal(m.epoch, self.epoch, 'epoch unchanged');
-            await o.events.assertCountAfterQuiet({ type: 'update', connId: self.connId }, 0, QUIET_MS, 'no update');
+            await h.barrier(room, { nodes: [host], observers: [o], after: [c] });
+            o.events.assertCount({ type: 'update', connId: self.connId }, 0, 'no update');
 
             // A patch that replaces the big key keeps the merge under the limit and is accepted.
             const ok = await c.ok('presence:heartbeat', { roomId: room, patchState: { a: 'small', b: 'y'.repeat(1_200) }, epoch: self.epoch });
@@ -316,12 +313,8 @@ for (const store of STORES) {
             await c.assertStillServing("after not_joined on another socket's room");
             const m = (await o.snapshot(room)).find((x) => x.connId === self.connId);
             assert.deepEqual(m?.state, { mine: true }, `the other socket's registration is untouched: ${show(m)}`);
-            await o.events.assertCountAfterQuiet(
-              (e) => e.connId === self.connId && e.type !== 'join',
-              0,
-              QUIET_MS,
-              'no update or leave for the other socket',
-            );
+            await h.barrier(room, { nodes: [host], observers: [o], after: [c, other] });
+            o.events.assertCount((e) => e.connId === self.connId && e.type !== 'join', 0, 'no update or leave for the other socket');
           }),
         );
 

@@ -15,9 +15,11 @@
  *   tears everything down in `after`, even when a test failed.
  *
  * Timeouts are generous (the suite shares a 2-core machine with Rust
- * builds) but always bounded; waits poll a condition instead of sleeping,
- * except where a test must prove that something does NOT happen, where a
- * short quiet window is the only honest way.
+ * builds) but always bounded, and nothing sleeps for a fixed time: waits poll
+ * a condition, and "nothing else happened" (exactly once, never) is proven
+ * with a barrier ({@link Harness#barrier}), an event that is ordered after
+ * anything the checked action could still have caused, instead of a quiet
+ * window.
  */
 
 import { spawn, execFile } from 'node:child_process';
@@ -34,8 +36,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 
-export { sleep };
-
 const execFileAsync = promisify(execFile);
 
 /** Repository root: this file lives in `<repo>/host/tests/js/`. */
@@ -51,26 +51,79 @@ export const ACK_TIMEOUT_MS = 5_000;
 export const EVENT_TIMEOUT_MS = 5_000;
 
 /**
- * Quiet window used to prove a negative ("no duplicate arrived", "no leave
- * was broadcast"). Long enough for a cross-node round trip through Redis
- * pub/sub on a loaded machine, short enough to keep the suite quick.
+ * How long a barrier's marker may take to reach every observer: generous,
+ * because a loaded machine is slow, not wrong; a marker that never comes
+ * fails the test.
  */
-export const QUIET_MS = 600;
+export const BARRIER_TIMEOUT_MS = 30_000;
 
 /** Sentinel for {@link emitAck}: emit the event with no payload argument at all. */
 export const NO_PAYLOAD = Symbol('no payload');
 
 /**
  * Host configuration is never inherited from the caller's shell (a stray
- * REDIS_URL would turn a memory test into a Redis one, a JWT secret would
- * refuse every socket): exact names, and prefixes for families of settings
- * present and to come.
+ * REDIS_URL would turn a memory test into a Redis one, a PLUGINS_DIR would
+ * load plugins nobody asked for, an API_KEY or TENANTS_FILE would change what
+ * the host serves). A spawned host gets only the process basics below from
+ * the caller's environment, then the harness defaults, then exactly what the
+ * test sets.
  */
-const HOST_ENV_KEYS = new Set(['PORT', 'BIND_ADDR', 'NODE_ID', 'LOG_JSON', 'SHUTDOWN_TIMEOUT_MS']);
-const HOST_ENV_PREFIXES = ['PRESENCE_', 'REDIS_', 'SOCKETIO_', 'PLUGIN', 'TENANT', 'JWT_', 'AUTH_', 'ADMIN_'];
+const INHERITED_ENV = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'TMPDIR',
+  'TMP',
+  'TEMP',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'RUST_LOG',
+  'RUST_BACKTRACE',
+  'RUST_LIB_BACKTRACE',
+]);
 
-function isHostConfigKey(key) {
+/**
+ * Every rtm host setting (README "Configuration", PROTOCOL.md tenants/API):
+ * exact names, and prefixes for families of settings present and to come.
+ * Never inherited (see {@link INHERITED_ENV}); {@link hostChildEnv} also
+ * refuses to let one through by accident.
+ */
+const HOST_ENV_KEYS = new Set([
+  'PORT',
+  'BIND_ADDR',
+  'NODE_ID',
+  'ADMIN_TOKEN',
+  'PLUGINS_DIR',
+  'SHUTDOWN_TIMEOUT_MS',
+  'LOG_JSON',
+  'TENANTS_FILE',
+  'API_KEY',
+]);
+const HOST_ENV_PREFIXES = ['REDIS_', 'PRESENCE_', 'PLUGIN_', 'PLUGINS_', 'SOCKETIO_', 'TENANT', 'JWT_', 'AUTH_', 'ADMIN_', 'API_'];
+
+/** Whether `key` is (or looks like) an rtm host setting. */
+export function isHostConfigKey(key) {
   return HOST_ENV_KEYS.has(key) || HOST_ENV_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
+
+/**
+ * The environment of a spawned host: the inherited basics, `defaults`, then
+ * `env` (the test's settings; values stringified). Nothing else reaches the
+ * host, whatever the caller's shell exports.
+ */
+export function hostChildEnv(env = {}, defaults = {}) {
+  const base = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && (INHERITED_ENV.has(key) || key.startsWith('LC_'))) base[key] = value;
+  }
+  for (const key of Object.keys(base)) {
+    if (isHostConfigKey(key)) throw new Error(`hostChildEnv: ${key} must never be inherited`);
+  }
+  const stringify = (obj) => Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, String(v)]));
+  return { ...base, ...stringify(defaults), ...stringify(env) };
 }
 
 /** Every child process we spawned, so a crashing runner still reaps them. */
@@ -115,7 +168,8 @@ export async function freePort() {
 
 /**
  * Polls `check` until it returns a truthy value (which is returned) or the
- * deadline passes (then throws, naming `what` and the last error seen).
+ * deadline passes (then throws, naming `what` (a string, or a function
+ * returning one) and the last error seen).
  */
 export async function waitUntil(check, { timeoutMs = EVENT_TIMEOUT_MS, intervalMs = 50, what = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
@@ -130,7 +184,8 @@ export async function waitUntil(check, { timeoutMs = EVENT_TIMEOUT_MS, intervalM
     }
     if (Date.now() >= deadline) {
       const reason = lastError ? `; last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${reason}`);
+      const label = typeof what === 'function' ? what() : what;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${label}${reason}`);
     }
     await sleep(intervalMs);
   }
@@ -207,7 +262,21 @@ until cursor == '0'
 return cjson.encode(out)
 `;
 
-/** A private redis-server for one test file (or one describe block). */
+/** How many fresh ports {@link RedisServer.start} tries before giving up. */
+const REDIS_START_ATTEMPTS = 20;
+
+/** redis-server could not be ours on this port (it exited, or another server answers there). */
+class RedisPortLost extends Error {}
+
+/**
+ * A private redis-server for one test file (or one describe block).
+ *
+ * "Private" is proven, not assumed: a free port is only free when the kernel
+ * was asked, so another test (or anything else) may bind it first. Then our
+ * redis-server exits ("Address already in use") and we retry on a new port;
+ * and before the server is used, `INFO server` must report our child's
+ * `process_id`, so a PONG from somebody else's Redis is never accepted.
+ */
 export class RedisServer {
   /** @param {number} port */
   constructor(port) {
@@ -217,13 +286,28 @@ export class RedisServer {
     this.output = '';
   }
 
-  /** Starts redis-server on a free port and waits until it answers PING. */
+  /** Starts redis-server on a free port and waits until it answers as our own child. */
   static async start() {
-    const server = new RedisServer(await freePort());
-    await server.#spawn();
-    return server;
+    const lost = [];
+    for (let attempt = 1; attempt <= REDIS_START_ATTEMPTS; attempt += 1) {
+      const server = new RedisServer(await freePort());
+      try {
+        await server.#spawn();
+        return server;
+      } catch (err) {
+        await server.kill9();
+        if (!(err instanceof RedisPortLost)) throw err;
+        lost.push(`port ${server.port}: ${err.message}`);
+      }
+    }
+    throw new Error(`no private redis-server after ${REDIS_START_ATTEMPTS} ports:\n${lost.join('\n')}`);
   }
 
+  /**
+   * Spawns redis-server on `this.port`; resolves once it answers PING and
+   * `INFO server` names our child's pid. Throws {@link RedisPortLost} when the
+   * port cannot be ours (the child exited early, or another server answers).
+   */
   async #spawn() {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -237,21 +321,32 @@ export class RedisServer {
     };
     child.stdout.on('data', keep);
     child.stderr.on('data', keep);
+    let spawnError;
     child.once('error', (err) => {
+      spawnError = err;
       this.output += `\nspawn error: ${err.message}`;
     });
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 20_000;
     for (;;) {
+      if (spawnError) throw new Error(`cannot spawn redis-server: ${spawnError.message}`);
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`redis-server on port ${this.port} exited early:\n${this.output}`);
+        throw new RedisPortLost(`redis-server exited early (code ${child.exitCode}, signal ${child.signalCode}):\n${this.output.trim()}`);
       }
+      let pong = false;
       try {
-        if ((await this.cli('PING')) === 'PONG') return;
+        pong = (await this.cli('PING')) === 'PONG';
       } catch {
         // not listening yet
       }
+      if (pong) {
+        const info = await this.cli('INFO', 'server').catch((err) => `INFO failed: ${err.message}`);
+        const pid = Number(/^process_id:(\d+)/m.exec(info)?.[1]);
+        if (pid === child.pid) return;
+        // Somebody else's Redis holds the port; ours cannot bind it and must not be used.
+        throw new RedisPortLost(`port answered by another redis-server (process_id ${pid}, our child is ${child.pid})`);
+      }
       if (Date.now() > deadline) {
-        throw new Error(`redis-server on port ${this.port} did not answer PING within 10 s:\n${this.output}`);
+        throw new Error(`redis-server on port ${this.port} did not answer PING within 20 s:\n${this.output}`);
       }
       await sleep(50);
     }
@@ -264,24 +359,36 @@ export class RedisServer {
 
   /** SIGKILLs the server (an outage, not a shutdown: no save, no goodbye). */
   async kill9() {
-    if (!this.running) return;
+    // A child that never started (spawn error) has no pid and may never emit 'exit'.
+    if (!this.running || this.proc.pid === undefined) return;
     const child = this.proc;
     child.kill('SIGKILL');
     await child.exited;
   }
 
-  /** Starts a fresh (empty) server on the same port after {@link kill9}. */
+  /**
+   * Starts a fresh (empty) server on the same port after {@link kill9} (the
+   * hosts must find "their" Redis again at the same address). Proven ours
+   * like the first start; if the port was taken meanwhile the test fails
+   * loudly rather than talking to a stranger.
+   */
   async restart() {
     await this.kill9();
     // The port is normally free at once (redis uses SO_REUSEADDR); retry
-    // briefly in case the kernel has not released it yet.
-    await waitUntil(
-      async () => {
+    // for a while in case the kernel has not released it yet.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
         await this.#spawn();
-        return true;
-      },
-      { timeoutMs: 10_000, intervalMs: 200, what: `redis-server to restart on port ${this.port}` },
-    );
+        return;
+      } catch (err) {
+        await this.kill9();
+        if (!(err instanceof RedisPortLost) || Date.now() > deadline) {
+          throw new Error(`redis-server could not restart as our own child on port ${this.port}: ${err.message}`);
+        }
+      }
+      await sleep(200);
+    }
   }
 
   /** Stops the server for good (cleanup). */
@@ -401,20 +508,18 @@ export class HostNode {
 
   /**
    * Spawns a host. `env` holds the host config (PORT, REDIS_URL,
-   * PRESENCE_*...); anything the caller's shell had for those keys is
-   * dropped so a stray REDIS_URL cannot turn a memory test into a Redis one.
+   * PRESENCE_*...); the host gets nothing else of the caller's shell but
+   * the basics of {@link hostChildEnv}, so a stray REDIS_URL cannot turn a
+   * memory test into a Redis one.
    */
   static async start({ name = 'host', env = {}, readyTimeoutMs = 30_000 } = {}) {
     assertHostBinary();
-    const base = Object.fromEntries(Object.entries(process.env).filter(([key]) => !isHostConfigKey(key)));
-    const childEnv = {
-      ...base,
+    const childEnv = hostChildEnv(env, {
       PORT: '0',
       BIND_ADDR: '127.0.0.1',
       RUST_LOG: process.env.RUST_LOG ?? 'info',
       NO_COLOR: '1',
-      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
-    };
+    });
     const child = spawn(HOST_BIN, [], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     liveChildren.add(child);
     const node = new HostNode(name, child);
@@ -551,6 +656,7 @@ export function matching(fields) {
 export class EventLog {
   constructor(socket, label, eventName = 'presence:event') {
     this.label = label;
+    this.eventName = eventName;
     this.events = [];
     this.waiters = new Set();
     socket.on(eventName, (event) => {
@@ -593,7 +699,7 @@ export class EventLog {
         const want = typeof pred === 'function' ? 'a matching event' : show(pred);
         rej(
           new Error(
-            `${this.label}: expected ${n} presence:event(s) matching ${want} within ${timeoutMs} ms, ` +
+            `${this.label}: expected ${n} ${this.eventName}(s) matching ${want} within ${timeoutMs} ms, ` +
               `got ${found().length}; all events received: ${show(this.events)}`,
           ),
         );
@@ -603,11 +709,11 @@ export class EventLog {
   }
 
   /**
-   * Waits `quietMs` and asserts that exactly `n` events match `pred`: the
-   * way to prove "exactly once" (no late duplicate) or "never" (n = 0).
+   * Asserts that exactly `n` events match `pred` so far. After a barrier
+   * ({@link Harness#barrier}) this proves "exactly once" (no late duplicate)
+   * or "never" (n = 0): anything the action caused has arrived by then.
    */
-  async assertCountAfterQuiet(pred, n, quietMs = QUIET_MS, context = '') {
-    await sleep(quietMs);
+  assertCount(pred, n, context = '') {
     const p = typeof pred === 'function' ? pred : matching(pred);
     const hits = this.events.filter(p);
     assert.equal(
@@ -622,10 +728,12 @@ export class EventLog {
 
 /** A connected `socket.io-client` socket with presence helpers. */
 export class Client {
-  constructor(socket, label, transport) {
+  constructor(socket, label, transport, host = null) {
     this.socket = socket;
     this.label = label;
     this.transport = transport;
+    /** The {@link HostNode} this socket talks to. */
+    this.host = host;
     this.events = new EventLog(socket, label);
   }
 
@@ -662,6 +770,17 @@ export class Client {
     const ack = await this.ok('presence:snapshot', { roomId });
     assert.ok(Array.isArray(ack.snapshot), `${this.label}: snapshot must be an array, got ${show(ack)}`);
     return ack.snapshot;
+  }
+
+  /**
+   * One read-only round trip that proves every earlier request of this
+   * socket has been handled completely. The host handles one socket's
+   * requests strictly in arrival order and emits each request's ack and the
+   * broadcasts it causes before it handles the next one, so once this ack is
+   * in, everything the earlier requests caused has been emitted.
+   */
+  async sync() {
+    await this.snapshot(uid('sync'));
   }
 
   /**
@@ -740,7 +859,7 @@ export class Harness {
       reconnection: false,
       timeout: 10_000,
     });
-    const client = new Client(socket, `${label}@${host.name}/${transport}`, transport);
+    const client = new Client(socket, `${label}@${host.name}/${transport}`, transport, host);
     this.clients.push(client);
     return client;
   }
@@ -785,6 +904,58 @@ export class Harness {
       clearInterval(handle);
       this.intervals.delete(handle);
     };
+  }
+
+  /**
+   * Ordering barrier for "nothing else happened" checks (exactly once, never)
+   * in room `roomId`: resolves once everything already caused there has
+   * reached every client of `observers` (members of the room), so a count
+   * taken right after it is final. It rests on what the host guarantees:
+   *
+   * 1. each client of `after` (the sockets whose requests caused what is
+   *    checked; they must still be connected) makes one more round trip
+   *    ({@link Client#sync}), so those requests' broadcasts have been emitted;
+   * 2. then for each node of `nodes`, one after another, a fresh socket on
+   *    that node joins `roomId` and every observer waits for its `join` (the
+   *    marker). A node emits to a room in publication order, the connection to
+   *    a client is ordered, and each node's publications reach the other
+   *    nodes in order: whatever that node emitted to the room before the
+   *    marker (a duplicate, a stray event, a relayed copy) reached every
+   *    observer before it. Nodes take turns so that a node relaying another
+   *    node's events has received them before its own marker is published.
+   *
+   * The marker leaves again (its `leave` arrives later), so snapshots taken
+   * afterwards do not list it.
+   */
+  async barrier(roomId, { nodes, observers, after = [], timeoutMs = BARRIER_TIMEOUT_MS }) {
+    assert.ok(nodes.length > 0 && observers.length > 0, 'barrier: at least one node and one observer');
+    await Promise.all(after.map((client) => client.sync()));
+    for (const node of nodes) {
+      const marker = await this.connect(node, { label: 'barrier-marker' });
+      const { self } = await marker.join(roomId, uid('barrier-marker'));
+      await Promise.all(observers.map((o) => o.events.waitFor({ type: 'join', connId: self.connId }, timeoutMs)));
+      await marker.ok('presence:leave', { roomId });
+      marker.close();
+    }
+  }
+
+  /**
+   * Waits until `host` has been through the disconnect of every socket this
+   * harness closed: its `rtm_sockets_connected` gauge equals the sockets
+   * still open to it here. The host counts a socket out in the same step that
+   * hands its registrations to removal (or, with a resume grace, to the grace
+   * timer), and nothing else announces a disconnect under a grace period.
+   */
+  async disconnectsHandled(host, timeoutMs = BARRIER_TIMEOUT_MS) {
+    let last;
+    await waitUntil(
+      async () => {
+        const open = this.clients.filter((c) => c.host === host && c.connected).length;
+        last = { open, gauge: metricValue(await getText(`${host.url}/metrics`), 'rtm_sockets_connected') };
+        return last.gauge === open;
+      },
+      { timeoutMs, what: () => `${host.name} to count only the open sockets (last: ${show(last)})` },
+    );
   }
 
   /** Disconnects every client (between tests, so registrations do not pile up). */

@@ -41,7 +41,7 @@ async fn second_claim_is_refused() {
 
     // Same plugin name from another file: refused too.
     std::fs::copy(&g.kv_a, rt.dir.join("kv-a-copy.wasm")).expect("copy");
-    eventually(Duration::from_secs(3), || {
+    eventually(Duration::from_secs(30), || {
         rt.plugins.admin_json()["rejected"]
             .as_array()
             .is_some_and(|r| {
@@ -65,7 +65,7 @@ async fn second_claim_is_refused() {
     // Once the first claimant is gone, refused files are retried: the copy
     // (plugin `kv-a`) or the clash (plugin `kva`) takes `kva:*` over.
     std::fs::remove_file(rt.dir.join("kv-a.wasm")).expect("rm");
-    eventually(Duration::from_secs(3), || {
+    eventually(Duration::from_secs(30), || {
         let admin = rt.plugins.admin_json();
         admin["plugins"].as_array().is_some_and(|p| p.len() == 1)
             && admin["plugins"][0]["file"] != "kv-a.wasm"

@@ -36,7 +36,7 @@ async fn hooks_are_called_when_declared() {
     rt.plugins.on_disconnect("s2", Some("ada"));
     rt.plugins
         .on_presence(r#"{"type":"join","roomId":"lobby","userId":"ada","connId":"c1","ts":1}"#);
-    eventually(Duration::from_secs(2), || {
+    eventually(Duration::from_secs(30), || {
         rt.host.emits.lock().expect("emits").len() == 3
     })
     .await

@@ -12,4 +12,3 @@ mod kv_redis;
 mod procs;
 mod quarantine;
 mod support;
-mod timing;

@@ -1,6 +1,8 @@
 /**
- * End to end: a real rtm-host, the demo served by Vite (as `npm run demo`
- * serves it) and two headless Debian Chromium pages acting as two users.
+ * End to end: a real rtm-host with the chat plugin (RTM_PLUGINS_DIR, required),
+ * a second one without any plugin, the demo served by Vite (as `npm run demo`
+ * serves it) and headless Debian Chromium pages acting as users: two on the
+ * chat host, one on the bare host.
  * Chromium comes from the system (/usr/bin/chromium); playwright-core never
  * downloads a browser.
  */
@@ -9,7 +11,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SDK_ROOT, pluginsDir, startHost, stopProcess, type RunningHost } from '../support/host.js';
+import { SDK_ROOT, startHost, stopProcess, type RunningHost } from '../support/host.js';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -26,7 +28,10 @@ const DEMO_URL = 'http://localhost:4173/';
 const SCREENSHOT = resolve(SDK_ROOT, 'test-results', 'e2e.png');
 const ROOM = `e2e-${Date.now().toString(36)}`;
 
+/** Loads the chat plugin. */
 let host: RunningHost;
+/** No plugin at all: the demo must say chat is unavailable. */
+let bare: RunningHost;
 let demo: ChildProcess | undefined;
 let demoLog = '';
 let browser: Browser | undefined;
@@ -60,15 +65,15 @@ async function startDemo(): Promise<void> {
   throw new Error(`demo server not serving ${DEMO_URL} within 60 s\n${demoLog}`);
 }
 
-async function openAs(user: string, server: 'field' | 'query'): Promise<Page> {
+async function openAs(user: string, server: 'field' | 'query', url = host.url): Promise<Page> {
   if (!browser) throw new Error('browser not started');
   const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   const page = await context.newPage();
   page.on('pageerror', (error) => pageErrors.push(`${user}: ${error.message}`));
   const query = new URLSearchParams({ room: ROOM, user });
-  if (server === 'query') query.set('server', host.url);
+  if (server === 'query') query.set('server', url);
   await page.goto(`${DEMO_URL}?${query.toString()}`);
-  if (server === 'field') await page.getByTestId('server-url').fill(host.url);
+  if (server === 'field') await page.getByTestId('server-url').fill(url);
   await expectText(page, 'connection-status', 'idle');
   await page.getByTestId('join-btn').click();
   await page.waitForSelector('[data-testid="connection-status"][data-state="connected"]');
@@ -87,7 +92,7 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH).`);
   }
-  host = await startHost();
+  [host, bare] = await Promise.all([startHost({}, { plugins: true }), startHost()]);
   await startDemo();
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 });
@@ -102,7 +107,7 @@ afterAll(async () => {
   } finally {
     await browser?.close();
     if (demo) await stopProcess(demo);
-    await host?.stop();
+    await Promise.all([host?.stop(), bare?.stop()]);
   }
 });
 
@@ -129,7 +134,7 @@ describe('demo playground in Chromium', () => {
     await expectText(alice, 'events-log', 'patched');
   });
 
-  it.runIf(pluginsDir() !== undefined)('users exchange chat messages through the chat plugin', async () => {
+  it('users exchange chat messages through the chat plugin', async () => {
     await alice.getByTestId('chat-input').fill('hello bob, from alice');
     await alice.getByTestId('chat-send').click();
     await bob.waitForSelector('[data-testid="chat-message"][data-user-id="alice"]');
@@ -141,11 +146,14 @@ describe('demo playground in Chromium', () => {
     expect(await alice.getByTestId('chat-log').textContent()).toContain('hi alice!');
   });
 
-  it.runIf(pluginsDir() === undefined)('without the chat plugin the demo says so (set RTM_PLUGINS_DIR for chat)', async () => {
-    await expectText(alice, 'events-log', 'chat plugin not loaded');
-    await alice.getByTestId('chat-input').fill('anyone?');
-    await alice.getByTestId('chat-send').click();
-    await expectText(alice, 'error', 'unknown_event');
+  it('on a host without the chat plugin the demo says so, and sending answers unknown_event', async () => {
+    const carol = await openAs('carol', 'query', bare.url);
+    await expectText(carol, 'events-log', 'chat plugin not loaded');
+    await carol.getByTestId('chat-input').fill('anyone?');
+    await carol.getByTestId('chat-send').click();
+    await expectText(carol, 'error', 'unknown_event');
+    // The chat host's pages never say so: their history loaded.
+    expect(await alice.getByTestId('events-log').textContent()).not.toContain('chat plugin not loaded');
   });
 
   it('raised no uncaught page errors', () => {

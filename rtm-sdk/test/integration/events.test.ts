@@ -1,17 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChatEmits, ChatListens, ChatMessage } from '../../src/chat.js';
 import { RtmError } from '../../src/errors.js';
-import { pluginsDir, startHost, type RunningHost } from '../support/host.js';
+import { startHost, type RunningHost } from '../support/host.js';
 import { waitFor } from '../support/wait.js';
 import { newClient, uniqueRoom } from './clients.js';
 
+/** Loads the chat plugin from RTM_PLUGINS_DIR (required: make test sets it). */
 let host: RunningHost;
+/** No plugin at all: custom events have nobody to answer them. */
+let bare: RunningHost;
 
 beforeAll(async () => {
-  host = await startHost();
+  [host, bare] = await Promise.all([startHost({}, { plugins: true }), startHost()]);
 });
 afterAll(async () => {
-  await host?.stop();
+  await Promise.all([host?.stop(), bare?.stop()]);
 });
 
 describe('custom events against a real rtm-host', () => {
@@ -25,7 +28,7 @@ describe('custom events against a real rtm-host', () => {
     await expect(client.join(room, 'alice')).resolves.toMatchObject({ roomId: room });
   });
 
-  it.runIf(pluginsDir() !== undefined)('chat:message round trip through the chat plugin', async () => {
+  it('chat:message round trip through the chat plugin', async () => {
     const room = uniqueRoom('chat');
     const alice = await newClient<ChatEmits, ChatListens>(host.url);
     const bob = await newClient<ChatEmits, ChatListens>(host.url);
@@ -48,5 +51,17 @@ describe('custom events against a real rtm-host', () => {
       .emit('chat:message', { roomId: uniqueRoom('elsewhere'), text: 'x' })
       .catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(RtmError);
+  });
+
+  it('without the chat plugin, chat events reject with unknown_event and presence keeps working', async () => {
+    const room = uniqueRoom('no-chat');
+    const alice = await newClient<ChatEmits, ChatListens>(bare.url);
+    await alice.join(room, 'alice');
+    const error = await alice.emit('chat:message', { roomId: room, text: 'anyone?' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RtmError);
+    expect(error).toMatchObject({ code: 'unknown_event', event: 'chat:message' });
+    const history = await alice.emit('chat:history', { roomId: room }).catch((e: unknown) => e);
+    expect(history).toMatchObject({ code: 'unknown_event' });
+    await expect(alice.patchState(room, { still: 'here' })).resolves.toMatchObject({ state: { still: 'here' } });
   });
 });

@@ -2,8 +2,12 @@ import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RtmError } from '../../src/errors.js';
 import { startHost, type RunningHost } from '../support/host.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor, waitForAsync } from '../support/wait.js';
 import { newClient, recordPresence, uniqueRoom } from './clients.js';
+
+/** The test host's presence timings (test/support/host.ts). */
+const TTL_MS = 3_000;
+const REAPER_MS = 200;
 
 let host: RunningHost;
 
@@ -141,11 +145,19 @@ describe('presence against a real rtm-host', () => {
     const room = uniqueRoom('alive');
     const alice = await newClient(host.url); // heartbeats every 1 s for the 3 s TTL
     const observer = await newClient(host.url);
-    const { self } = await alice.join(room, 'alice');
+    const { self, members } = await alice.join(room, 'alice');
+    const joinedAt = members.find((m) => m.connId === self.connId)?.lastSeen ?? 0;
+    expect(joinedAt).toBeGreaterThan(0);
     const events = recordPresence(observer);
     await observer.join(room, 'observer');
 
-    await sleep(5_000);
+    // No fixed wait: poll until the host itself says the registration has been
+    // refreshed more than a TTL (plus reaper ticks) after it was created.
+    await waitForAsync('a heartbeat more than a TTL after the join', async () => {
+      const member = (await observer.snapshot(room)).find((m) => m.connId === self.connId);
+      if (!member) throw new Error('alice is no longer registered');
+      return member.lastSeen - joinedAt > TTL_MS + 2 * REAPER_MS;
+    });
     expect(events.filter((e) => e.connId === self.connId && e.type !== 'update')).toEqual([]);
     expect(observer.roster(room).has(self.connId)).toBe(true);
   });
@@ -160,7 +172,7 @@ describe('presence against a real rtm-host', () => {
     const rejoined = new Promise((done) => sleepy.on('rejoined', done));
     const { self } = await sleepy.join(room, 'sleepy');
 
-    await waitFor('the expire broadcast', () => events.find((e) => e.type === 'expire' && e.connId === self.connId), 10_000);
+    await waitFor('the expire broadcast', () => events.find((e) => e.type === 'expire' && e.connId === self.connId), 30_000);
     // Its own expire told the SDK its registration was gone: it joined again.
     await rejoined;
     const again = await waitFor('sleepy back in the roster', () =>
@@ -177,7 +189,7 @@ describe('presence against a real rtm-host', () => {
     await alice.join(room, 'alice');
     const { self } = await bob.join(room, 'bob');
     await bob.close();
-    await waitFor('the leave', () => events.find((e) => e.type === 'leave' && e.connId === self.connId), 2_000);
+    await waitFor('the leave', () => events.find((e) => e.type === 'leave' && e.connId === self.connId));
     expect(bob.state).toBe('closed');
   });
 });

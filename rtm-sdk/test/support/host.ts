@@ -18,10 +18,59 @@ export function hostBinary(): string {
   return fromEnv ? resolve(SDK_ROOT, fromEnv) : resolve(SDK_ROOT, '..', 'target', 'debug', 'rtm-host');
 }
 
-/** `RTM_PLUGINS_DIR` when set: the host then loads plugins (chat) from it. */
-export function pluginsDir(): string | undefined {
+/**
+ * `RTM_PLUGINS_DIR`: the folder (holding the chat plugin) that hosts started
+ * with `{ plugins: true }` load. `make test` always sets it; a missing one is
+ * an error, never a reason to skip the chat tests.
+ */
+export function pluginsDir(): string {
   const dir = process.env['RTM_PLUGINS_DIR'];
-  return dir ? resolve(SDK_ROOT, dir) : undefined;
+  if (!dir) {
+    throw new Error(
+      'RTM_PLUGINS_DIR is not set: point it at a folder holding chat.wasm (make test-sdk does: ' +
+        'target/sdk-plugins, a copy of target/wasm-guests/artifacts/chat-v1.wasm from scripts/build-guests.sh).',
+    );
+  }
+  const path = resolve(SDK_ROOT, dir);
+  if (!existsSync(resolve(path, 'chat.wasm'))) {
+    throw new Error(`RTM_PLUGINS_DIR=${path} holds no chat.wasm (copy target/wasm-guests/artifacts/chat-v1.wasm there).`);
+  }
+  return path;
+}
+
+/**
+ * A spawned host gets no rtm setting from the caller's shell (REDIS_URL,
+ * PLUGINS_DIR, API_KEY, TENANTS_FILE, PRESENCE_*, ...): only these process
+ * basics, then the harness defaults, then what the test sets.
+ */
+const INHERITED_ENV = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'TMPDIR',
+  'TMP',
+  'TEMP',
+  'LANG',
+  'LANGUAGE',
+  'TZ',
+  'RUST_LOG',
+  'RUST_BACKTRACE',
+  'RUST_LIB_BACKTRACE',
+]);
+
+function inheritedEnv(): Record<string, string> {
+  const base: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && (INHERITED_ENV.has(key) || key.startsWith('LC_'))) base[key] = value;
+  }
+  return base;
+}
+
+export interface StartOptions {
+  /** Load the plugins of {@link pluginsDir} (the chat plugin); default false: no plugins at all. */
+  plugins?: boolean;
 }
 
 export interface RunningHost {
@@ -37,30 +86,31 @@ const READY = /rtm-host listening on (http:\/\/\S+)/;
 /**
  * Starts rtm-host on an ephemeral port with the in-memory store and short
  * presence timings (TTL 3 s, reaper every 200 ms) so expiry is testable in
- * seconds. Resolves once it prints its "listening" line.
+ * seconds, with the chat plugin when `options.plugins` and with no plugin
+ * otherwise. Resolves once it prints its "listening" line (and, with
+ * plugins, once /readyz says they are loaded).
  *
  * A missing binary is an error, not a skip: these tests must not turn green
  * without ever talking to a host.
  */
-export async function startHost(env: Record<string, string> = {}): Promise<RunningHost> {
+export async function startHost(env: Record<string, string> = {}, options: StartOptions = {}): Promise<RunningHost> {
   const bin = hostBinary();
+  const plugins = options.plugins === true ? pluginsDir() : undefined;
   if (!existsSync(bin)) {
     throw new Error(
       `rtm-host binary not found at ${bin}. Build it first (cargo build -p rtm-host, from the ` +
         `repository root) or point RTM_HOST_BIN at it. Integration and e2e tests need a real host.`,
     );
   }
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete childEnv['REDIS_URL'];
-  delete childEnv['PLUGINS_DIR'];
-  Object.assign(childEnv, {
+  const childEnv: Record<string, string> = {
+    ...inheritedEnv(),
     PORT: '0',
     BIND_ADDR: '127.0.0.1',
     PRESENCE_TTL_MS: '3000',
     PRESENCE_REAPER_INTERVAL_MS: '200',
-    ...(pluginsDir() === undefined ? {} : { PLUGINS_DIR: pluginsDir() }),
+    ...(plugins === undefined ? {} : { PLUGINS_DIR: plugins }),
     ...env,
-  });
+  };
 
   const child = spawn(bin, [], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -72,8 +122,8 @@ export async function startHost(env: Record<string, string> = {}): Promise<Runni
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`rtm-host did not report "listening" within 30 s. Output:\n${log}`));
-    }, 30_000);
+      reject(new Error(`rtm-host did not report "listening" within 60 s. Output:\n${log}`));
+    }, 60_000);
     lines.on('line', (line) => {
       log += `${line}\n`;
       // Strip ANSI colours in case the host's logger adds them.
@@ -107,7 +157,7 @@ export async function startHost(env: Record<string, string> = {}): Promise<Runni
 }
 
 /** Polls `GET /readyz` until it answers 200 (PROTOCOL.md: plugins loaded). */
-async function waitReady(url: string, timeoutMs = 30_000): Promise<void> {
+async function waitReady(url: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# What the README's commands need, brought or named in the first second.
+#
+#   scripts/setup.sh run    # `make run`: cargo and the wasm32-wasip2 target
+#   scripts/setup.sh test   # `make test`: also rustfmt, clippy, node + npm, python3,
+#                           # redis-server and chromium (for the SDK's browser tests)
+#
+# Rust targets and components come from rustup. Debian packages are installed with
+# apt-get when this runs as root on a machine that has it; otherwise the script stops
+# with one line naming what is missing and the command that installs it. `make test`
+# and `.ci/run` both start here, so CI and a newcomer's machine take the same path.
+set -euo pipefail
+
+mode="${1:-test}"
+case "$mode" in run | test) ;; *) echo "usage: $0 run|test" >&2; exit 2 ;; esac
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo is missing: install Rust with https://rustup.rs (curl --proto '=https' -sSf https://sh.rustup.rs | sh)"
+command -v rustup >/dev/null || die "rustup is missing (needed for the wasm32-wasip2 target): install Rust with https://rustup.rs"
+
+# Debian packages: command -> package.
+declare -A pkg_of=([make]=make [gcc]=gcc)
+if [[ "$mode" == test ]]; then
+  pkg_of+=([redis-server]=redis-server [chromium]=chromium [node]=nodejs [npm]=npm [python3]=python3)
+fi
+missing=()
+for cmd in "${!pkg_of[@]}"; do
+  command -v "$cmd" >/dev/null || missing+=("${pkg_of[$cmd]}")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    die "missing ${missing[*]}: install with: sudo apt-get install -y ${missing[*]}"
+  fi
+fi
+
+installed_targets=$(rustup target list --installed)
+if ! grep -qx wasm32-wasip2 <<<"$installed_targets"; then
+  say "adding the wasm32-wasip2 target (rustup)"
+  rustup target add wasm32-wasip2 >&2
+fi
+if [[ "$mode" == test ]]; then
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+      say "adding the $component component (rustup)"
+      rustup component add "$component" >&2
+    fi
+  done
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+  ((node_major >= 20)) || die "node $(node --version) is too old: the suites need Node.js 20 or newer"
+fi

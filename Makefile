@@ -6,6 +6,10 @@ export CARGO_TERM_PROGRESS_WHEN = auto
 
 .PHONY: run test setup-run setup-test host guests guests-polyglot lint test-rust test-js test-sdk test-polyglot deps-js
 
+# Cargo's output folder (CARGO_TARGET_DIR when set): where the host binary the JS
+# suites spawn lands. Guests always build under target/ (scripts/build-guests.sh).
+CARGO_OUT := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+HOST_BIN := $(CARGO_OUT)/debug/rtm-host
 GUESTS := $(CURDIR)/target/wasm-guests/artifacts
 RUN_PLUGINS := $(CURDIR)/target/run-plugins
 
@@ -60,7 +64,7 @@ deps-js:
 	cd rtm-sdk && npm ci --no-audit --no-fund
 
 test-js: host guests deps-js
-	cd host/tests/js && RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_GUESTS_DIR=$(GUESTS) npm test
+	cd host/tests/js && RTM_HOST_BIN=$(HOST_BIN) RTM_GUESTS_DIR=$(GUESTS) npm test
 
 # Node's runner and vitest count a skipped test as a pass; these reporters fail the run on
 # any skip or todo (or no tests at all) and end with `suite <name>: passed N, failed N,
@@ -70,9 +74,9 @@ STRICT_NODE_TEST := --test-reporter=$(CURDIR)/scripts/test-guards/strict-reporte
 test-polyglot: host guests guests-polyglot
 	TEST_SUITE_NAME=guest-sdk/js RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test $(STRICT_NODE_TEST) guest-sdk/js/test/components.test.mjs
 	python3 scripts/test-guards/pyunit_strict.py -s guest-sdk/python/tests --name guest-sdk/python
-	cd plugins && npm ci --no-audit --no-fund && TEST_SUITE_NAME=plugins/polyglot RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test --test-concurrency=1 $(STRICT_NODE_TEST) polyglot.test.mjs
+	cd plugins && npm ci --no-audit --no-fund && TEST_SUITE_NAME=plugins/polyglot RTM_HOST_BIN=$(HOST_BIN) RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test --test-concurrency=1 $(STRICT_NODE_TEST) polyglot.test.mjs
 
 test-sdk: host guests deps-js
 	mkdir -p $(CURDIR)/target/sdk-plugins
 	cp $(GUESTS)/chat-v1.wasm $(CURDIR)/target/sdk-plugins/chat.wasm
-	cd rtm-sdk && npm run build && export RTM_HOST_BIN=$(CURDIR)/target/debug/rtm-host RTM_PLUGINS_DIR=$(CURDIR)/target/sdk-plugins && npm test && npm run test:e2e
+	cd rtm-sdk && npm run build && export RTM_HOST_BIN=$(HOST_BIN) RTM_PLUGINS_DIR=$(CURDIR)/target/sdk-plugins && npm test && npm run test:e2e

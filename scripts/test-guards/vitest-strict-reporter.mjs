@@ -2,7 +2,7 @@
  * Vitest reporter for `make test` (add it next to 'default' in a config's
  * `reporters`): a skipped or todo test fails the run, and so does a run in
  * which no test ran. Vitest itself counts skips as passes, so a suite whose
- * every test is `it.skip`, `it.runIf(false)` or `it.todo` would otherwise be
+ * every test is skipped (unconditionally or by a condition) or todo would otherwise be
  * green without testing anything.
  *
  * Tests left out by `-t/--testNamePattern` are counted as `filtered` and do

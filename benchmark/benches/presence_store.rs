@@ -48,17 +48,17 @@ fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: &dyn Presence
         eprintln!("presence_store: seeding the {name} store failed; skipping it");
         return;
     }
-    let ids: Vec<(String, String)> = (0..BATCH)
-        .map(|i| (format!("c{i}"), format!("s{i}")))
+    let ids: Vec<(String, String, String)> = (0..BATCH)
+        .map(|i| (format!("c{i}"), format!("s{i}"), format!("u{i}")))
         .collect();
-    let one = [TouchSpec {
-        conn_id: &ids[0].0,
-        owner: &ids[0].1,
-    }];
-    let batch: Vec<TouchSpec<'_>> = ids
-        .iter()
-        .map(|(conn_id, owner)| TouchSpec { conn_id, owner })
-        .collect();
+    let touch = |(conn_id, owner, user_id): &'_ (String, String, String)| TouchSpec {
+        conn_id,
+        room_id: "bench-room",
+        user_id,
+        owner,
+    };
+    let one = [touch(&ids[0])];
+    let batch: Vec<TouchSpec<'_>> = ids.iter().map(touch).collect();
 
     let mut group = c.benchmark_group("heartbeat");
     group.throughput(Throughput::Elements(1));
@@ -110,7 +110,7 @@ fn presence_heartbeat(c: &mut Criterion) {
         }
     };
     let store = rt.block_on(async {
-        let backend = RedisBackend::connect(&url, Duration::from_secs(2), 4).await?;
+        let backend = RedisBackend::connect(&url, Duration::from_secs(2), 4, true).await?;
         anyhow::Ok(RedisStore::new(backend.pool.clone(), "bench:", 30_000).await?)
     });
     match store {

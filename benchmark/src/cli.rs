@@ -53,6 +53,9 @@ pub enum SpawnKind {
     /// Any server command (given `PORT`, `BIND_ADDR` and `REDIS_URL` of a private Redis),
     /// e.g. `node:node dist/server.js`.
     Node(String),
+    /// The Node.js reference implementation in `benchmark/peers/node/` on a private
+    /// `redis-server` (its packages are installed on first use).
+    NodePeer,
 }
 
 impl FromStr for SpawnKind {
@@ -62,10 +65,11 @@ impl FromStr for SpawnKind {
         match s {
             "memory" => Ok(Self::Memory),
             "redis" => Ok(Self::Redis),
+            "node-peer" => Ok(Self::NodePeer),
             _ => match s.strip_prefix("node:") {
                 Some(cmd) if !cmd.trim().is_empty() => Ok(Self::Node(cmd.to_owned())),
                 _ => Err(format!(
-                    "expected memory, redis or node:<command>, got {s:?}"
+                    "expected memory, redis, node-peer or node:<command>, got {s:?}"
                 )),
             },
         }
@@ -78,6 +82,7 @@ impl SpawnKind {
             SpawnKind::Memory => "memory",
             SpawnKind::Redis => "redis",
             SpawnKind::Node(_) => "node",
+            SpawnKind::NodePeer => "node-peer",
         }
     }
 }
@@ -126,7 +131,8 @@ pub struct Args {
     #[arg(long, env = "TARGET_URL", default_value = "http://127.0.0.1:3000")]
     pub target_url: String,
 
-    /// Start a fresh server for this run: memory, redis (rtm-host + private redis-server)
+    /// Start a fresh server for this run: memory, redis (rtm-host + private redis-server),
+    /// node-peer (the Node.js reference in benchmark/peers/node + private redis-server)
     /// or node:<command>.
     #[arg(long, env = "BENCH_SPAWN")]
     pub spawn: Option<SpawnKind>,
@@ -148,7 +154,7 @@ pub struct Args {
     #[arg(long, env = "COMPARE_URL", conflicts_with = "compare_spawn")]
     pub compare: Option<String>,
 
-    /// Second target started by the harness: memory, redis or node:<command>.
+    /// Second target started by the harness: memory, redis, node-peer or node:<command>.
     #[arg(long, env = "COMPARE_SPAWN")]
     pub compare_spawn: Option<SpawnKind>,
 
@@ -411,6 +417,7 @@ mod tests {
             "node:node server.js".parse(),
             Ok(SpawnKind::Node("node server.js".into()))
         );
+        assert_eq!("node-peer".parse(), Ok(SpawnKind::NodePeer));
         assert!("node:".parse::<SpawnKind>().is_err());
         assert!("mysql".parse::<SpawnKind>().is_err());
     }

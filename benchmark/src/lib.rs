@@ -13,6 +13,7 @@ pub mod client;
 pub mod fd_limit;
 pub mod latency;
 pub mod measurement;
+pub mod node_peer;
 pub mod pacer;
 pub mod proc_stat;
 pub mod progress;

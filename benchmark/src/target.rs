@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::cli::SpawnKind;
+use crate::node_peer;
 use crate::spawn::{self, HostSpec, Spawned};
 
 /// How to reach (or start) one target.
@@ -98,7 +99,7 @@ async fn spawn_target(kind: &SpawnKind, ctx: &SpawnContext, name: &str) -> anyho
     let mut procs = Vec::new();
     let (redis_url, redis_pid) = match kind {
         SpawnKind::Memory => (None, None),
-        SpawnKind::Redis | SpawnKind::Node(_) => {
+        SpawnKind::Redis | SpawnKind::Node(_) | SpawnKind::NodePeer => {
             let (redis, url) =
                 spawn::redis(&ctx.redis_bin, &ctx.work_dir, &format!("{name}-redis"))
                     .await
@@ -133,7 +134,12 @@ async fn spawn_target(kind: &SpawnKind, ctx: &SpawnContext, name: &str) -> anyho
                 .await
                 .context("starting rtm-host")?
         }
-        SpawnKind::Node(cmd) => {
+        SpawnKind::Node(_) | SpawnKind::NodePeer => {
+            let cmd = match kind {
+                SpawnKind::Node(cmd) => cmd.clone(),
+                _ => node_peer::command()?,
+            };
+            let cmd = cmd.as_str();
             let mut env = ctx.host_env.clone();
             if let Some(url) = &redis_url {
                 env.push(("REDIS_URL".into(), url.clone()));

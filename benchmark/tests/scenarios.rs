@@ -34,6 +34,7 @@ async fn host() -> anyhow::Result<String> {
         node,
         listener,
         Duration::from_secs(1),
+        cfg.tcp_nodelay,
     ));
     Ok(url)
 }

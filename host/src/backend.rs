@@ -19,7 +19,14 @@ pub struct RedisBackend {
 impl RedisBackend {
     /// Connects the command pool. Fails when Redis cannot be reached at start, so a
     /// misconfigured `REDIS_URL` stops the process instead of serving `unavailable`.
-    pub async fn connect(url: &str, timeout: Duration, pool_size: usize) -> anyhow::Result<Self> {
+    /// `nodelay`: fred pipelines commands, and with Nagle a command written while an
+    /// earlier one is unacknowledged waits for Redis's delayed ACK.
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        pool_size: usize,
+        nodelay: bool,
+    ) -> anyhow::Result<Self> {
         let mut config = Config::from_url(url).context("parsing REDIS_URL")?;
         // socketioxide-redis needs RESP3 and fred ignores the URL's protocol parameter.
         config.version = RespVersion::RESP3;
@@ -29,6 +36,7 @@ impl RedisBackend {
                 c.connection_timeout = timeout;
                 c.internal_command_timeout = timeout;
                 c.max_command_attempts = 2;
+                c.tcp.nodelay = Some(nodelay);
             })
             .with_performance_config(|p| {
                 p.default_command_timeout = timeout;

@@ -26,6 +26,12 @@ pub struct Config {
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub redis_timeout_ms: u64,
 
+    /// `TCP_NODELAY` on every accepted client socket and every Redis connection. Without it
+    /// a small write that follows another (an ack right after a broadcast to the same
+    /// socket, a pipelined Redis command) waits for the peer's delayed ACK, up to ~40 ms.
+    #[arg(long, env = "TCP_NODELAY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub tcp_nodelay: bool,
+
     /// Connections in the Redis command pool.
     #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub redis_pool_size: u64,
@@ -53,6 +59,12 @@ pub struct Config {
     /// Prefix of every presence key in Redis.
     #[arg(long, env = "PRESENCE_PREFIX", default_value = "prs:", value_parser = parse_prefix)]
     pub presence_prefix: String,
+
+    /// On Redis: how long the first heartbeat or join of a batch waits for others to share
+    /// its script call (0: send at once when a pool connection is free). Longer windows
+    /// cost Redis and the host less per request and add up to this much latency.
+    #[arg(long, env = "PRESENCE_BATCH_WINDOW_US", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub presence_batch_window_us: u64,
 
     /// Keep a disconnected socket's registrations this long for a `resume` (0: remove at once).
     #[arg(long, env = "PRESENCE_RESUME_GRACE_MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]

@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod plugin_bridge;
 pub mod plugins;
 pub mod presence;
+pub mod request_head;
 pub mod serial;
 pub mod server;

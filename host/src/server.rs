@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::serve::ListenerExt;
 use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -24,12 +25,13 @@ use crate::http::{self, HttpState};
 use crate::metrics::Metrics;
 use crate::plugin_bridge::PluginBridge;
 use crate::plugins::{KvBackend, Plugins};
-use crate::presence::batch::HeartbeatBatcher;
+use crate::presence::batch::{BatchConfig, Batcher};
 use crate::presence::memory::MemoryStore;
 use crate::presence::redis::RedisStore;
 use crate::presence::request::Limits;
 use crate::presence::store::PresenceStore;
 use crate::presence::{Presence, ids, reaper};
+use crate::request_head;
 
 type CloseFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
@@ -88,7 +90,7 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
         Some(url) => {
             let timeout = Duration::from_millis(cfg.redis_timeout_ms);
             let pool_size = usize::try_from(cfg.redis_pool_size).unwrap_or(4);
-            let redis = RedisBackend::connect(url, timeout, pool_size).await?;
+            let redis = RedisBackend::connect(url, timeout, pool_size, cfg.tcp_nodelay).await?;
             tracing::info!(node = %node_id, "presence store: redis (multi node)");
             let redis_store = RedisStore::new(
                 redis.pool.clone(),
@@ -97,8 +99,12 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             )
             .await
             .context("loading presence scripts")?;
-            // Heartbeats from many sockets share one script call per free pool lane.
-            let store = Arc::new(HeartbeatBatcher::new(Arc::new(redis_store), pool_size));
+            // Heartbeats and joins from many sockets share script calls.
+            let batching = BatchConfig {
+                lanes: pool_size,
+                window: Duration::from_micros(cfg.presence_batch_window_us),
+            };
+            let store = Arc::new(Batcher::new(Arc::new(redis_store), batching));
             let adapter = cluster::adapter(
                 &redis,
                 &cfg.presence_prefix,
@@ -173,6 +179,8 @@ fn assemble<A: Adapter>(
         admin_token: cfg.admin_token.as_deref().map(Arc::from),
     })
     .layer(layer)
+    // Runs before the Socket.IO layer: sessions keep only owned copies of the head.
+    .layer(axum::middleware::map_request(request_head::detach))
     .layer(CorsLayer::permissive());
     let reaper = reaper::spawn(
         ctx.presence.clone(),
@@ -197,7 +205,13 @@ fn assemble<A: Adapter>(
 pub const DRAIN_TIMEOUT_EXIT: i32 = 3;
 
 /// Serves `node` on `listener` until SIGTERM/SIGINT, then drains within `timeout`.
-pub async fn serve(node: Node, listener: TcpListener, timeout: Duration) -> anyhow::Result<()> {
+/// `nodelay` sets `TCP_NODELAY` on every accepted socket (see `Config::tcp_nodelay`).
+pub async fn serve(
+    node: Node,
+    listener: TcpListener,
+    timeout: Duration,
+    nodelay: bool,
+) -> anyhow::Result<()> {
     let router = node.router.clone();
     let graceful = async move {
         shutdown_signal().await;
@@ -213,6 +227,11 @@ pub async fn serve(node: Node, listener: TcpListener, timeout: Duration) -> anyh
         });
         node.drain().await;
     };
+    let listener = listener.tap_io(move |tcp| {
+        if nodelay && let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(graceful)
         .await
@@ -249,6 +268,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         node,
         listener,
         Duration::from_millis(cfg.shutdown_timeout_ms),
+        cfg.tcp_nodelay,
     )
     .await
 }

@@ -62,7 +62,7 @@ macro_rules! conformance {
             #[tokio::test]
             async fn redis() {
                 let server = support::Redis::start();
-                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2)
+                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2, true)
                     .await
                     .expect("connect to the private redis-server");
                 let store: Arc<dyn PresenceStore> = Arc::new(
@@ -77,7 +77,7 @@ macro_rules! conformance {
             #[tokio::test]
             async fn redis_batched() {
                 let server = support::Redis::start();
-                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2)
+                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2, true)
                     .await
                     .expect("connect to the private redis-server");
                 let inner = Arc::new(
@@ -159,14 +159,20 @@ conformance!(heartbeat_reports_alive_fenced_missing, |s: Arc<
         .heartbeat(&[
             TouchSpec {
                 conn_id: "c1",
+                room_id: "r",
+                user_id: "alice",
                 owner: "s1",
             },
             TouchSpec {
                 conn_id: "c1",
+                room_id: "r",
+                user_id: "alice",
                 owner: "s2",
             },
             TouchSpec {
                 conn_id: "nope",
+                room_id: "r",
+                user_id: "alice",
                 owner: "s1",
             },
         ])
@@ -188,6 +194,8 @@ conformance!(
             .unwrap();
         let me = TouchSpec {
             conn_id: "c1",
+            room_id: "r",
+            user_id: "alice",
             owner: "s1",
         };
         let Patched::Done(reg) = s
@@ -212,6 +220,8 @@ conformance!(
         // Another socket: fenced.
         let them = TouchSpec {
             conn_id: "c1",
+            room_id: "r",
+            user_id: "alice",
             owner: "s9",
         };
         assert_eq!(
@@ -230,6 +240,8 @@ conformance!(
             s.patch(
                 TouchSpec {
                     conn_id: "gone",
+                    room_id: "r",
+                    user_id: "alice",
                     owner: "s1"
                 },
                 None,
@@ -253,6 +265,8 @@ conformance!(
             .unwrap();
         let me = TouchSpec {
             conn_id: "c1",
+            room_id: "r",
+            user_id: "alice",
             owner: "s1",
         };
         let patch = obj(json!({"bio": "x\"y\u{e9}", "n": 12.5}));
@@ -330,6 +344,8 @@ conformance!(
         assert_eq!(
             s.heartbeat(&[TouchSpec {
                 conn_id: "c1",
+                room_id: "r",
+                user_id: "alice",
                 owner: "old"
             }])
             .await
@@ -391,6 +407,8 @@ conformance!(reaper_removes_lapsed_once, REAP_TTL_MS, |s: Arc<
     assert_eq!(
         s.heartbeat(&[TouchSpec {
             conn_id: "quiet",
+            room_id: "r",
+            user_id: "alice",
             owner: "s1"
         }])
         .await
@@ -428,6 +446,8 @@ conformance!(reaper_removes_lapsed_once, REAP_TTL_MS, |s: Arc<
     assert_eq!(
         s.heartbeat(&[TouchSpec {
             conn_id: "quiet",
+            room_id: "r",
+            user_id: "alice",
             owner: "s1"
         }])
         .await

@@ -1,98 +1,278 @@
-//! Heartbeat coalescing: concurrent heartbeats from many sockets share one store call.
+//! Request coalescing for the Redis store: heartbeats and joins from many sockets share
+//! one script call.
 //!
-//! A heartbeat is the most frequent presence request. On Redis each call is a script
-//! round trip, so instead of one call per request, requests queue here and a dispatcher
-//! sends whatever has queued as one batch on the next free lane. Under light load a batch
-//! is a single request and nothing waits; under heavy load batches grow, so Redis work
-//! and syscalls per heartbeat fall as traffic rises. Every other operation passes through.
+//! Every call to Redis costs a round trip, a write and a read on both sides and the
+//! script's setup, whatever it carries. Requests therefore queue here, and a dispatcher
+//! gathers what arrives within a short window (`PRESENCE_BATCH_WINDOW_MS`), waits for a
+//! free lane (a pool connection; more requests queue meanwhile) and sends the lot as one
+//! call. At ordinary rates this is what makes a heartbeat cheap (a few per call instead
+//! of one); under a join storm it is what keeps Redis ahead (one call per batch, one
+//! snapshot read per room instead of one per joiner). Every other operation passes through.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::error::StoreError;
 use super::store::*;
 
-/// Most registrations refreshed by one store call.
-const MAX_BATCH: usize = 512;
+/// Most registrations refreshed by one heartbeat call.
+const MAX_HEARTBEATS: usize = 512;
+/// Most joins in one call: each writes a registration and the batch reads each room once,
+/// so a call stays a few milliseconds of Redis time.
+const MAX_JOINS: usize = 128;
 
-struct Job {
-    specs: Vec<(String, String)>,
-    reply: oneshot::Sender<Result<Vec<Touch>, StoreError>>,
+/// How requests are gathered into calls.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// Calls in flight at once (the pool's connections).
+    pub lanes: usize,
+    /// How long the first request of a batch waits for company; zero sends at once.
+    pub window: Duration,
 }
 
-/// A [`PresenceStore`] that batches `heartbeat` calls onto `lanes` concurrent calls of
-/// the inner store.
-pub struct HeartbeatBatcher {
-    inner: Arc<dyn PresenceStore>,
-    jobs: mpsc::UnboundedSender<Job>,
+/// Items of one request and where their results go (one result per item, in order).
+struct Queued<T, R> {
+    items: Vec<T>,
+    reply: oneshot::Sender<Result<Vec<R>, StoreError>>,
 }
 
-impl HeartbeatBatcher {
-    pub fn new(inner: Arc<dyn PresenceStore>, lanes: usize) -> Self {
-        let (jobs, rx) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch(inner.clone(), rx, lanes.max(1)));
-        Self { inner, jobs }
+/// A queue and its dispatcher for one kind of request.
+struct Coalescer<T, R> {
+    tx: mpsc::UnboundedSender<Queued<T, R>>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
+    /// Starts the dispatcher; `flush` sends one batch and returns one result per item.
+    fn start<F, Fut>(cfg: BatchConfig, max: usize, flush: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<R>, StoreError>> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(rx, cfg, max, flush));
+        Self { tx }
+    }
+
+    /// Queues `items` and waits for their results.
+    async fn call(&self, items: Vec<T>) -> Result<Vec<R>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Queued { items, reply }).is_err() {
+            return Err(StoreError::Unavailable("batch dispatcher stopped".into()));
+        }
+        rx.await
+            .map_err(|_| StoreError::Unavailable("batch dropped".into()))?
     }
 }
 
-/// Takes the first waiting job, waits for a free lane (more jobs queue meanwhile), then
-/// sends everything queued as one call.
-async fn dispatch(
-    inner: Arc<dyn PresenceStore>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-    lanes: usize,
-) {
-    let lanes = Arc::new(Semaphore::new(lanes));
+/// Gathers a batch (window, then whatever queued while waiting for a lane) and sends it.
+async fn dispatch<T, R, F, Fut>(
+    mut rx: mpsc::UnboundedReceiver<Queued<T, R>>,
+    cfg: BatchConfig,
+    max: usize,
+    flush: F,
+) where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<R>, StoreError>> + Send + 'static,
+{
+    let lanes = Arc::new(Semaphore::new(cfg.lanes.max(1)));
     while let Some(first) = rx.recv().await {
+        let mut batch = Batch::new(first);
+        if !cfg.window.is_zero() {
+            let deadline = Instant::now() + cfg.window;
+            while batch.size < max {
+                tokio::select! {
+                    biased;
+                    job = rx.recv() => match job {
+                        Some(job) => batch.push(job),
+                        None => break,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+        }
         let Ok(permit) = lanes.clone().acquire_owned().await else {
             return;
         };
-        let mut size = first.specs.len();
-        let mut batch = vec![first];
-        while size < MAX_BATCH {
+        while batch.size < max {
             match rx.try_recv() {
-                Ok(job) => {
-                    size += job.specs.len();
-                    batch.push(job);
-                }
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let inner = inner.clone();
+        let (items, replies) = batch.split();
+        let sent = flush(items);
         tokio::spawn(async move {
-            let specs: Vec<TouchSpec<'_>> = batch
-                .iter()
-                .flat_map(|j| j.specs.iter())
-                .map(|(conn_id, owner)| TouchSpec { conn_id, owner })
-                .collect();
-            let result = inner.heartbeat(&specs).await;
-            drop(specs);
-            match result {
-                Ok(touches) => {
-                    let mut touches = touches.into_iter();
-                    for job in batch {
-                        let mine: Vec<Touch> = touches.by_ref().take(job.specs.len()).collect();
-                        let _ = job.reply.send(Ok(mine));
-                    }
-                }
-                Err(e) => {
-                    for job in batch {
-                        let _ = job.reply.send(Err(e.clone()));
-                    }
-                }
-            }
+            let result = sent.await;
             drop(permit);
+            answer(replies, result);
         });
     }
 }
 
+/// Requests gathered for one call.
+struct Batch<T, R> {
+    size: usize,
+    jobs: Vec<Queued<T, R>>,
+}
+
+impl<T, R> Batch<T, R> {
+    fn new(first: Queued<T, R>) -> Self {
+        Self {
+            size: first.items.len(),
+            jobs: vec![first],
+        }
+    }
+
+    fn push(&mut self, job: Queued<T, R>) {
+        self.size += job.items.len();
+        self.jobs.push(job);
+    }
+
+    /// All items in order, and per request how many of them were its own.
+    #[allow(clippy::type_complexity)]
+    fn split(self) -> (Vec<T>, Vec<(usize, oneshot::Sender<Result<Vec<R>, StoreError>>)>) {
+        let mut items = Vec::with_capacity(self.size);
+        let mut replies = Vec::with_capacity(self.jobs.len());
+        for job in self.jobs {
+            replies.push((job.items.len(), job.reply));
+            items.extend(job.items);
+        }
+        (items, replies)
+    }
+}
+
+/// Hands each request its share of the results (or the batch's error).
+fn answer<R>(
+    replies: Vec<(usize, oneshot::Sender<Result<Vec<R>, StoreError>>)>,
+    result: Result<Vec<R>, StoreError>,
+) {
+    match result {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            for (n, reply) in replies {
+                let mine: Vec<R> = results.by_ref().take(n).collect();
+                let outcome = if mine.len() == n {
+                    Ok(mine)
+                } else {
+                    Err(StoreError::Malformed("batch reply too short".into()))
+                };
+                // The requester may have gone (its socket closed): nothing to do.
+                let _ = reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            for (_, reply) in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// An owned heartbeat item (the request outlives the caller's borrow while it queues).
+struct TouchItem {
+    conn_id: String,
+    room_id: String,
+    user_id: String,
+    owner: String,
+}
+
+impl TouchItem {
+    fn spec(&self) -> TouchSpec<'_> {
+        TouchSpec {
+            conn_id: &self.conn_id,
+            room_id: &self.room_id,
+            user_id: &self.user_id,
+            owner: &self.owner,
+        }
+    }
+}
+
+/// An owned join item.
+struct JoinItem {
+    conn_id: String,
+    room_id: String,
+    user_id: String,
+    state: Option<Map<String, Value>>,
+    owner: String,
+    node: String,
+}
+
+impl JoinItem {
+    fn spec(&self) -> JoinSpec<'_> {
+        JoinSpec {
+            conn_id: &self.conn_id,
+            room_id: &self.room_id,
+            user_id: &self.user_id,
+            state: self.state.as_ref(),
+            owner: &self.owner,
+            node: &self.node,
+        }
+    }
+}
+
+/// A [`PresenceStore`] that batches `heartbeat` and `join` calls of the inner store.
+pub struct Batcher {
+    inner: Arc<dyn PresenceStore>,
+    heartbeats: Coalescer<TouchItem, Touch>,
+    joins: Coalescer<JoinItem, Option<Joined>>,
+}
+
+impl Batcher {
+    pub fn new(inner: Arc<dyn PresenceStore>, cfg: BatchConfig) -> Self {
+        let store = inner.clone();
+        let heartbeats = Coalescer::start(cfg, MAX_HEARTBEATS, move |items: Vec<TouchItem>| {
+            let store = store.clone();
+            async move {
+                let specs: Vec<TouchSpec<'_>> = items.iter().map(TouchItem::spec).collect();
+                store.heartbeat(&specs).await
+            }
+        });
+        let store = inner.clone();
+        let joins = Coalescer::start(cfg, MAX_JOINS, move |items: Vec<JoinItem>| {
+            let store = store.clone();
+            async move {
+                let specs: Vec<JoinSpec<'_>> = items.iter().map(JoinItem::spec).collect();
+                store.join_batch(&specs).await
+            }
+        });
+        Self {
+            inner,
+            heartbeats,
+            joins,
+        }
+    }
+}
+
 #[async_trait]
-impl PresenceStore for HeartbeatBatcher {
+impl PresenceStore for Batcher {
     async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError> {
-        self.inner.join(spec).await
+        let item = JoinItem {
+            conn_id: spec.conn_id.to_owned(),
+            room_id: spec.room_id.to_owned(),
+            user_id: spec.user_id.to_owned(),
+            state: spec.state.cloned(),
+            owner: spec.owner.to_owned(),
+            node: spec.node.to_owned(),
+        };
+        let mut results = self.joins.call(vec![item]).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Malformed("join batch without a result".into()))
+    }
+
+    async fn join_batch(
+        &self,
+        specs: &[JoinSpec<'_>],
+    ) -> Result<Vec<Option<Joined>>, StoreError> {
+        self.inner.join_batch(specs).await
     }
 
     async fn resume(&self, spec: ResumeSpec<'_>) -> Result<Option<Resumed>, StoreError> {
@@ -103,21 +283,16 @@ impl PresenceStore for HeartbeatBatcher {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            specs: specs
-                .iter()
-                .map(|s| (s.conn_id.to_owned(), s.owner.to_owned()))
-                .collect(),
-            reply,
-        };
-        if self.jobs.send(job).is_err() {
-            return Err(StoreError::Unavailable(
-                "heartbeat dispatcher stopped".into(),
-            ));
-        }
-        rx.await
-            .map_err(|_| StoreError::Unavailable("heartbeat batch dropped".into()))?
+        let items = specs
+            .iter()
+            .map(|s| TouchItem {
+                conn_id: s.conn_id.to_owned(),
+                room_id: s.room_id.to_owned(),
+                user_id: s.user_id.to_owned(),
+                owner: s.owner.to_owned(),
+            })
+            .collect();
+        self.heartbeats.call(items).await
     }
 
     async fn patch(
@@ -144,5 +319,66 @@ impl PresenceStore for HeartbeatBatcher {
 
     async fn ping(&self) -> bool {
         self.inner.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records the size of every batch `flush` receives.
+    fn recording(cfg: BatchConfig) -> (Coalescer<u32, u32>, Arc<Mutex<Vec<usize>>>) {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let c = Coalescer::start(cfg, 8, move |items: Vec<u32>| {
+            seen.lock().map(|mut s| s.push(items.len())).ok();
+            async move { Ok(items.into_iter().map(|i| i * 10).collect()) }
+        });
+        (c, sizes)
+    }
+
+    #[tokio::test]
+    async fn queued_requests_share_one_call_and_get_their_own_results() {
+        let cfg = BatchConfig {
+            lanes: 1,
+            window: Duration::ZERO,
+        };
+        let (c, sizes) = recording(cfg);
+        let (a, b, d) = tokio::join!(c.call(vec![1]), c.call(vec![2, 3]), c.call(vec![4]));
+        assert_eq!(a.ok(), Some(vec![10]));
+        assert_eq!(b.ok(), Some(vec![20, 30]));
+        assert_eq!(d.ok(), Some(vec![40]));
+        assert_eq!(*sizes.lock().unwrap(), vec![4]);
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_is_sent_without_waiting_out_the_window() {
+        let cfg = BatchConfig {
+            lanes: 1,
+            window: Duration::from_secs(3600),
+        };
+        let (c, sizes) = recording(cfg);
+        // Would hang for an hour if a full batch waited for its window.
+        let calls: Vec<_> = (0..8).map(|i| c.call(vec![i])).collect();
+        let results = futures::future::join_all(calls).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(*sizes.lock().unwrap(), vec![8]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_fails_every_request_in_it() {
+        let c: Coalescer<u32, u32> = Coalescer::start(
+            BatchConfig {
+                lanes: 2,
+                window: Duration::ZERO,
+            },
+            8,
+            |_| async { Err(StoreError::Unavailable("down".into())) },
+        );
+        assert!(matches!(
+            c.call(vec![1, 2]).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }

@@ -186,6 +186,9 @@ impl Presence {
                     .map(|rooms| rooms.remove(&req.room_id));
                 continue;
             };
+            if !reserved {
+                self.rejoined(sid, &req);
+            }
             self.fanout.join_local(sid, &req.room_id);
             let reg = &joined.registration;
             let kind = if joined.created {
@@ -205,14 +208,14 @@ impl Presence {
     }
 
     /// The registration id this socket uses for the room, creating (and remembering) a
-    /// fresh one if it has none; `true` when it was created now.
+    /// fresh one if it has none; `true` when it was created now. A re-join's new user is
+    /// recorded only once the store took it ([`Self::rejoined`]): heartbeats address the
+    /// by-last-seen index by the user the store holds.
     fn reserve(&self, sid: &str, req: &JoinRequest) -> (String, bool) {
         let mut local = self.local();
         let rooms = local.entry(sid.to_owned()).or_default();
         let joined = self.next_join();
-        if let Some(held) = rooms.get_mut(&req.room_id) {
-            held.user_id.clone_from(&req.user_id);
-            held.joined = joined;
+        if let Some(held) = rooms.get(&req.room_id) {
             return (held.conn_id.clone(), false);
         }
         let conn_id = ids::new_conn_id();
@@ -225,6 +228,19 @@ impl Presence {
             },
         );
         (conn_id, true)
+    }
+
+    /// Records a successful re-join: its user, and that it is the socket's latest join.
+    fn rejoined(&self, sid: &str, req: &JoinRequest) {
+        let joined = self.next_join();
+        if let Some(held) = self
+            .local()
+            .get_mut(sid)
+            .and_then(|rooms| rooms.get_mut(&req.room_id))
+        {
+            held.user_id.clone_from(&req.user_id);
+            held.joined = joined;
+        }
     }
 
     async fn resume(
@@ -333,6 +349,8 @@ impl Presence {
             .ok_or_else(|| PresenceError::NotJoined(room.to_owned()))?;
         let touch = TouchSpec {
             conn_id: &held.conn_id,
+            room_id: room,
+            user_id: &held.user_id,
             owner: sid,
         };
         let stale = |current| PresenceError::StaleEpoch {
@@ -378,8 +396,10 @@ impl Presence {
             .unwrap_or_default();
         let specs: Vec<TouchSpec<'_>> = held
             .iter()
-            .map(|(_, h)| TouchSpec {
+            .map(|(room, h)| TouchSpec {
                 conn_id: &h.conn_id,
+                room_id: room,
+                user_id: &h.user_id,
                 owner: sid,
             })
             .collect();

@@ -22,7 +22,7 @@ macro_rules! script {
 
 /// One [`Script`] per atomic step.
 struct Scripts {
-    join: Script,
+    join_batch: Script,
     resume: Script,
     heartbeat: Script,
     patch: Script,
@@ -34,7 +34,7 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Self {
-            join: script!("lua/join.lua"),
+            join_batch: script!("lua/join_batch.lua"),
             resume: script!("lua/resume.lua"),
             heartbeat: script!("lua/heartbeat.lua"),
             patch: script!("lua/patch.lua"),
@@ -46,7 +46,7 @@ impl Scripts {
 
     fn all(&self) -> [&Script; 7] {
         [
-            &self.join,
+            &self.join_batch,
             &self.resume,
             &self.heartbeat,
             &self.patch,
@@ -88,6 +88,11 @@ impl RedisStore {
 
     fn room_key(&self, room: &str) -> String {
         format!("{}room:{room}", self.prefix)
+    }
+
+    /// The registration's entry in the by-last-seen index (see `lua/prelude.lua`).
+    fn seen_member(conn_id: &str, room_id: &str, user_id: &str) -> String {
+        format!("{conn_id} {room_id} {user_id}")
     }
 
     async fn call(
@@ -195,7 +200,7 @@ fn registration(v: Value) -> Result<Registration, StoreError> {
 }
 
 impl RedisStore {
-    /// KEYS of the join and resume scripts: the registration hash, the room's
+    /// KEYS of the resume script: the registration hash, the room's
     /// index and the by-last-seen index.
     fn registration_keys(&self, conn_id: &str, room_id: &str) -> Vec<String> {
         vec![
@@ -205,7 +210,7 @@ impl RedisStore {
         ]
     }
 
-    /// ARGV both scripts start with: prefix, connection, room, user.
+    /// ARGV the resume script starts with: prefix, connection, room, user.
     fn registration_args(&self, conn_id: &str, room_id: &str, user_id: &str) -> Vec<String> {
         vec![
             self.prefix.clone(),
@@ -215,7 +220,7 @@ impl RedisStore {
         ]
     }
 
-    /// ARGV both scripts end with: owner, node, TTL, a has-state flag and the
+    /// ARGV the resume script ends with: owner, node, TTL, a has-state flag and the
     /// state's field/value pairs.
     fn push_owner_args(
         &self,
@@ -236,6 +241,81 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// KEYS and ARGV of `join_batch.lua`.
+    fn join_batch_call(&self, specs: &[JoinSpec<'_>]) -> (Vec<String>, Vec<String>) {
+        let mut keys = Vec::with_capacity(1 + 2 * specs.len());
+        let mut args = Vec::with_capacity(2 + 8 * specs.len());
+        keys.push(self.seen_key.clone());
+        args.extend([self.prefix.clone(), self.ttl_ms.clone()]);
+        for spec in specs {
+            keys.push(self.conn_key(spec.conn_id));
+            keys.push(self.room_key(spec.room_id));
+            args.extend([
+                spec.conn_id.to_owned(),
+                spec.room_id.to_owned(),
+                spec.user_id.to_owned(),
+                spec.owner.to_owned(),
+                spec.node.to_owned(),
+                if spec.state.is_some() { "1" } else { "0" }.to_owned(),
+                spec.state.map_or(0, Map::len).to_string(),
+            ]);
+            if let Some(state) = spec.state {
+                state_pairs(state, &mut args);
+            }
+        }
+        (keys, args)
+    }
+}
+
+/// Parses `{results, snapshots}` of `join_batch.lua`: each joiner's registration is
+/// taken from its room's snapshot, read once per room for the whole batch.
+fn join_batch_reply(
+    reply: Value,
+    specs: &[JoinSpec<'_>],
+) -> Result<Vec<Option<Joined>>, StoreError> {
+    let mut parts = items(reply)?.into_iter();
+    let results = items(parts.next().ok_or_else(|| malformed("join results"))?)?;
+    let snapshots = items(parts.next().unwrap_or(Value::Null))?
+        .into_iter()
+        .map(snapshot)
+        .collect::<Result<Vec<_>, _>>()?;
+    if results.len() != specs.len() {
+        return Err(malformed("join reply length"));
+    }
+    results
+        .into_iter()
+        .zip(specs)
+        .map(|(result, spec)| {
+            let result = items(result)?;
+            let status = int(result.first().ok_or_else(|| malformed("join status"))?)?;
+            if status < 0 {
+                return Ok(None);
+            }
+            let index = result
+                .get(1)
+                .map(int)
+                .transpose()?
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| i.checked_sub(1))
+                .ok_or_else(|| malformed("join snapshot index"))?;
+            let room = snapshots
+                .get(index)
+                .ok_or_else(|| malformed("join snapshot"))?;
+            let registration = room
+                .iter()
+                .find(|r| r.conn_id == spec.conn_id)
+                .cloned()
+                .ok_or_else(|| malformed("joined registration missing from its room"))?;
+            Ok(Some(Joined {
+                created: status == 1,
+                registration,
+                snapshot: room.clone(),
+            }))
+        })
+        .collect()
+}
+
 fn snapshot(v: Value) -> Result<Vec<Registration>, StoreError> {
     items(v)?.into_iter().map(registration).collect()
 }
@@ -243,21 +323,20 @@ fn snapshot(v: Value) -> Result<Vec<Registration>, StoreError> {
 #[async_trait]
 impl PresenceStore for RedisStore {
     async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError> {
-        let keys = self.registration_keys(spec.conn_id, spec.room_id);
-        let mut args = self.registration_args(spec.conn_id, spec.room_id, spec.user_id);
-        self.push_owner_args(&mut args, spec.owner, spec.node, spec.state);
-        let mut reply = items(self.call(&self.scripts.join, keys, args).await?)?.into_iter();
-        let status = int(&reply.next().ok_or_else(|| malformed("join reply"))?)?;
-        if status < 0 {
-            return Ok(None);
+        let mut results = self.join_batch(&[spec]).await?;
+        results.pop().ok_or_else(|| malformed("join reply"))
+    }
+
+    async fn join_batch(
+        &self,
+        specs: &[JoinSpec<'_>],
+    ) -> Result<Vec<Option<Joined>>, StoreError> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
         }
-        let registration = registration(reply.next().ok_or_else(|| malformed("join hash"))?)?;
-        let snapshot = snapshot(reply.next().unwrap_or(Value::Null))?;
-        Ok(Some(Joined {
-            created: status == 1,
-            registration,
-            snapshot,
-        }))
+        let (keys, args) = self.join_batch_call(specs);
+        let reply = self.call(&self.scripts.join_batch, keys, args).await?;
+        join_batch_reply(reply, specs)
     }
 
     async fn resume(&self, spec: ResumeSpec<'_>) -> Result<Option<Resumed>, StoreError> {
@@ -290,6 +369,7 @@ impl PresenceStore for RedisStore {
         for s in specs {
             keys.push(self.conn_key(s.conn_id));
             args.push(s.owner.to_owned());
+            args.push(Self::seen_member(s.conn_id, s.room_id, s.user_id));
         }
         let reply = items(self.call(&self.scripts.heartbeat, keys, args).await?)?;
         if reply.len() != specs.len() {
@@ -321,6 +401,7 @@ impl PresenceStore for RedisStore {
             epoch.map(|e| e.to_string()).unwrap_or_default(),
             self.ttl_ms.clone(),
             max_state_bytes.to_string(),
+            Self::seen_member(touch.conn_id, touch.room_id, touch.user_id),
         ];
         state_pairs(patch, &mut args);
         let mut reply = items(self.call(&self.scripts.patch, keys, args).await?)?.into_iter();
@@ -365,8 +446,8 @@ impl PresenceStore for RedisStore {
         let reply = self
             .call(
                 &self.scripts.snapshot,
-                vec![self.room_key(room_id)],
-                vec![self.prefix.clone()],
+                vec![self.room_key(room_id), self.seen_key.clone()],
+                vec![self.prefix.clone(), room_id.to_owned()],
             )
             .await?;
         snapshot(reply)

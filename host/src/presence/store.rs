@@ -96,10 +96,14 @@ pub enum Patched {
     TooLarge(usize),
 }
 
-/// A heartbeat request for one registration.
+/// A heartbeat request for one registration. Room and user are the caller's copy of what
+/// the registration holds (its owner is its only writer), so a store can address the
+/// by-last-seen index without reading the registration first.
 #[derive(Debug, Clone, Copy)]
 pub struct TouchSpec<'a> {
     pub conn_id: &'a str,
+    pub room_id: &'a str,
+    pub user_id: &'a str,
     pub owner: &'a str,
 }
 
@@ -129,6 +133,20 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// Creates or re-joins a registration (epoch 1, or stored + 1) and returns the room.
     /// A registration owned by another socket is never overwritten: that is `Ok(None)`.
     async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError>;
+
+    /// Several joins (of different sockets) as one step, results in order. A store that
+    /// has a cheaper batched form overrides it; the snapshot of a room may then already
+    /// hold the other registrations of the batch.
+    async fn join_batch(
+        &self,
+        specs: &[JoinSpec<'_>],
+    ) -> Result<Vec<Option<Joined>>, StoreError> {
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            out.push(self.join(spec.clone()).await?);
+        }
+        Ok(out)
+    }
 
     /// Takes a registration over for a new socket when it exists with the same room and
     /// user and a stored epoch not newer than the sent one; `None` otherwise.

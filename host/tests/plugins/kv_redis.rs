@@ -16,7 +16,7 @@ use crate::support::{RecordingHost, call, config, guests, init_tracing, json, sc
 /// reconnect policy), on the private server, so a Redis outage looks to the plugin as it
 /// does in production.
 async fn connect(url: &str) -> Pool {
-    RedisBackend::connect(url, Duration::from_secs(1), 2)
+    RedisBackend::connect(url, Duration::from_secs(1), 2, true)
         .await
         .expect("the private redis-server answers, so connecting succeeds")
         .pool

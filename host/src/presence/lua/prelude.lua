@@ -1,8 +1,10 @@
 -- Shared helpers, prepended to every presence script.
 -- A registration is the hash <prefix>conn:<id> with fields id, room, user, owner, node,
--- epoch, seen and one field per top-level state key: 's:' .. <JSON-encoded key> -> JSON value.
+-- epoch and one field per top-level state key: 's:' .. <JSON-encoded key> -> JSON value.
 -- <prefix>room:<room> is the set of ids in a room; <prefix>seen orders '<id> <room> <user>'
 -- by lastSeen (ids never contain spaces), so the reaper can still name an expired hash.
+-- lastSeen lives only there: a heartbeat is then PEXPIRE + ZADD, and a hash read for a
+-- client gets it appended as a 'seen' field (with_seen).
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -27,11 +29,22 @@ local function set_pairs(key, first)
   for i = first, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
 end
 
-local function room_snapshot(prefix, room_key)
+-- Appends 'seen', lastSeen to an HGETALL reply of registration id in room.
+local function with_seen(h, seen_key, id, room)
+  local user = ''
+  for i = 1, #h, 2 do
+    if h[i] == 'user' then user = h[i + 1]; break end
+  end
+  h[#h + 1] = 'seen'
+  h[#h + 1] = redis.call('ZSCORE', seen_key, member(id, room, user)) or '0'
+  return h
+end
+
+local function room_snapshot(prefix, seen_key, room_key, room)
   local out = {}
   for _, id in ipairs(redis.call('SMEMBERS', room_key)) do
     local h = redis.call('HGETALL', prefix .. 'conn:' .. id)
-    if #h > 0 then out[#out + 1] = h end
+    if #h > 0 then out[#out + 1] = with_seen(h, seen_key, id, room) end
   end
   return out
 end

@@ -5,7 +5,7 @@ if not cur[2] or cur[1] ~= ARGV[1] or cur[4] ~= ARGV[2]
   or (ARGV[3] ~= '' and tonumber(ARGV[3]) ~= tonumber(cur[2])) then
   return {0}
 end
-local h = redis.call('HGETALL', KEYS[1])
+local h = with_seen(redis.call('HGETALL', KEYS[1]), KEYS[3], cur[3], cur[4])
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], cur[3])
 redis.call('ZREM', KEYS[3], member(cur[3], cur[4], cur[5]))

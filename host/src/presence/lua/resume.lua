@@ -23,8 +23,9 @@ if ARGV[9] == '1' then
     set_pairs(KEYS[1], 10)
   end
 end
-redis.call('HSET', KEYS[1], 'owner', ARGV[6], 'node', ARGV[7], 'epoch', tonumber(cur[3]) + 1, 'seen', now)
+redis.call('HSET', KEYS[1], 'owner', ARGV[6], 'node', ARGV[7], 'epoch', tonumber(cur[3]) + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], now, member(ARGV[2], ARGV[3], ARGV[4]))
-return {1, changed, redis.call('HGETALL', KEYS[1]), room_snapshot(ARGV[1], KEYS[2])}
+return {1, changed, with_seen(redis.call('HGETALL', KEYS[1]), KEYS[3], ARGV[2], ARGV[3]),
+  room_snapshot(ARGV[1], KEYS[3], KEYS[2], ARGV[3])}

@@ -43,6 +43,16 @@ async fn seed(store: &dyn PresenceStore, n: usize) -> bool {
     true
 }
 
+/// A heartbeat of one seeded registration: (connection, owner, user).
+fn touch((conn_id, owner, user_id): &(String, String, String)) -> TouchSpec<'_> {
+    TouchSpec {
+        conn_id,
+        room_id: "bench-room",
+        user_id,
+        owner,
+    }
+}
+
 fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: &dyn PresenceStore) {
     if !rt.block_on(seed(store, BATCH)) {
         eprintln!("presence_store: seeding the {name} store failed; skipping it");
@@ -51,12 +61,6 @@ fn bench_store(c: &mut Criterion, rt: &Runtime, name: &str, store: &dyn Presence
     let ids: Vec<(String, String, String)> = (0..BATCH)
         .map(|i| (format!("c{i}"), format!("s{i}"), format!("u{i}")))
         .collect();
-    let touch = |(conn_id, owner, user_id): &'_ (String, String, String)| TouchSpec {
-        conn_id,
-        room_id: "bench-room",
-        user_id,
-        owner,
-    };
     let one = [touch(&ids[0])];
     let batch: Vec<TouchSpec<'_>> = ids.iter().map(touch).collect();
 

@@ -30,7 +30,10 @@ pub fn command() -> anyhow::Result<String> {
             bail!("benchmark/peers/node/install.sh failed ({status})");
         }
     }
-    Ok(format!("node {}", shell_quote(&server.display().to_string())))
+    Ok(format!(
+        "node {}",
+        shell_quote(&server.display().to_string())
+    ))
 }
 
 /// Single-quotes `s` for `sh -c`.

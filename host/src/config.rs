@@ -83,9 +83,10 @@ pub struct Config {
     #[arg(long, env = "SOCKETIO_MAX_PAYLOAD_BYTES", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
     pub socketio_max_payload_bytes: u64,
 
-    /// Read buffer of each WebSocket, allocated per connection: memory per idle connection
-    /// against read syscalls for big messages (presence and chat packets are a few hundred bytes).
-    #[arg(long, env = "SOCKETIO_WS_READ_BUFFER_BYTES", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(256..=1_048_576))]
+    /// Read buffer of each WebSocket, allocated (and zeroed) per connection up front: memory
+    /// per idle connection against read syscalls for big messages. Presence and chat packets
+    /// are a few hundred bytes; a larger frame grows that socket's buffer to fit it.
+    #[arg(long, env = "SOCKETIO_WS_READ_BUFFER_BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(256..=1_048_576))]
     pub socketio_ws_read_buffer_bytes: u64,
 
     /// Packets queued per connection towards a slow client before emits to it fail (dropped).

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rtm_host::backend::RedisBackend;
-use rtm_host::presence::batch::HeartbeatBatcher;
+use rtm_host::presence::batch::{BatchConfig, Batcher};
 use rtm_host::presence::memory::MemoryStore;
 use rtm_host::presence::redis::RedisStore;
 use rtm_host::presence::store::*;
@@ -46,7 +46,7 @@ fn join<'a>(
 }
 
 /// Runs `body` against a fresh memory store and a fresh Redis store (direct and behind
-/// the heartbeat batcher), all with registration TTL `$ttl` (default [`TTL_MS`]).
+/// the batcher the server uses), all with registration TTL `$ttl` (default [`TTL_MS`]).
 macro_rules! conformance {
     ($name:ident, $body:expr) => {
         conformance!($name, TTL_MS, $body);
@@ -73,7 +73,7 @@ macro_rules! conformance {
                 ($body)(store).await;
                 server.assert_ours();
             }
-            /// Redis behind the heartbeat coalescer the server uses.
+            /// Redis behind the heartbeat and join coalescer the server uses.
             #[tokio::test]
             async fn redis_batched() {
                 let server = support::Redis::start();
@@ -85,7 +85,11 @@ macro_rules! conformance {
                         .await
                         .expect("RedisStore loads its scripts"),
                 );
-                let store: Arc<dyn PresenceStore> = Arc::new(HeartbeatBatcher::new(inner, 2));
+                let cfg = BatchConfig {
+                    lanes: 2,
+                    window: Duration::from_millis(1),
+                };
+                let store: Arc<dyn PresenceStore> = Arc::new(Batcher::new(inner, cfg));
                 ($body)(store).await;
                 server.assert_ours();
             }
@@ -146,6 +150,91 @@ conformance!(join_creates_then_rejoin_bumps_epoch, |s: Arc<
     ids.sort();
     assert_eq!(ids, ["c1", "c2"]);
     assert!(s.snapshot("empty").await.unwrap().is_empty());
+});
+
+conformance!(
+    join_batch_joins_each_and_shows_each_room_once_whole,
+    |s: Arc<dyn PresenceStore>| async move {
+        // c9 is owned by another socket: its slot in the batch is refused, the rest proceed.
+        s.join(join("c9", "r", "zoe", "s9", None))
+            .await
+            .unwrap()
+            .unwrap();
+        let st = obj(json!({"n": 1}));
+        let specs = [
+            join("c1", "r", "alice", "s1", Some(&st)),
+            join("c9", "r", "mallory", "s2", None),
+            join("c2", "r", "bob", "s2", None),
+            join("c3", "other", "carol", "s3", None),
+        ];
+        let results = s.join_batch(&specs).await.unwrap();
+        assert_eq!(results.len(), 4);
+        let [Some(a), None, Some(b), Some(c)] = &results[..] else {
+            panic!("unexpected results: {results:?}");
+        };
+        assert!(a.created && b.created && c.created);
+        assert_eq!(
+            (
+                a.registration.conn_id.as_str(),
+                a.registration.user_id.as_str()
+            ),
+            ("c1", "alice")
+        );
+        assert_eq!(a.registration.state, st);
+        assert_eq!(a.registration.epoch, 1);
+        assert!(a.registration.last_seen > 0);
+        let ids = |j: &Joined| {
+            let mut ids: Vec<String> = j.snapshot.iter().map(|r| r.conn_id.clone()).collect();
+            ids.sort();
+            ids
+        };
+        // Each snapshot holds at least the room up to and including its own joiner, and
+        // never a member of another room; the refused slot changed nothing.
+        assert!(ids(a).contains(&"c1".to_owned()) && ids(a).contains(&"c9".to_owned()));
+        assert_eq!(ids(b), ["c1", "c2", "c9"]);
+        assert_eq!(ids(c), ["c3"]);
+        let c9 = b.snapshot.iter().find(|r| r.conn_id == "c9").unwrap();
+        assert_eq!((c9.user_id.as_str(), c9.owner.as_str()), ("zoe", "s9"));
+        let mut room: Vec<String> = s
+            .snapshot("r")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.conn_id)
+            .collect();
+        room.sort();
+        assert_eq!(room, ["c1", "c2", "c9"]);
+        assert!(s.join_batch(&[]).await.unwrap().is_empty());
+    }
+);
+
+conformance!(heartbeat_moves_last_seen_forward, |s: Arc<
+    dyn PresenceStore,
+>| async move {
+    let joined = s
+        .join(join("c1", "r", "alice", "s1", None))
+        .await
+        .unwrap()
+        .unwrap();
+    let before = joined.registration.last_seen;
+    let touch = TouchSpec {
+        conn_id: "c1",
+        room_id: "r",
+        user_id: "alice",
+        owner: "s1",
+    };
+    // lastSeen has millisecond resolution: heartbeat until the clock has moved on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_eq!(s.heartbeat(&[touch]).await.unwrap(), vec![Touch::Alive(1)]);
+        let seen = s.snapshot("r").await.unwrap()[0].last_seen;
+        assert!(seen >= before, "lastSeen went back: {seen} < {before}");
+        if seen > before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "lastSeen never moved");
+        tokio::task::yield_now().await;
+    }
 });
 
 conformance!(heartbeat_reports_alive_fenced_missing, |s: Arc<

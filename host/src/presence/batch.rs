@@ -36,10 +36,13 @@ pub struct BatchConfig {
     pub window: Duration,
 }
 
-/// Items of one request and where their results go (one result per item, in order).
+/// Where a request's results go (one result per item, in order).
+type Reply<R> = oneshot::Sender<Result<Vec<R>, StoreError>>;
+
+/// Items of one request and where their results go.
 struct Queued<T, R> {
     items: Vec<T>,
-    reply: oneshot::Sender<Result<Vec<R>, StoreError>>,
+    reply: Reply<R>,
 }
 
 /// A queue and its dispatcher for one kind of request.
@@ -138,7 +141,12 @@ impl<T, R> Batch<T, R> {
 
     /// All items in order, and per request how many of them were its own.
     #[allow(clippy::type_complexity)]
-    fn split(self) -> (Vec<T>, Vec<(usize, oneshot::Sender<Result<Vec<R>, StoreError>>)>) {
+    fn split(
+        self,
+    ) -> (
+        Vec<T>,
+        Vec<(usize, oneshot::Sender<Result<Vec<R>, StoreError>>)>,
+    ) {
         let mut items = Vec::with_capacity(self.size);
         let mut replies = Vec::with_capacity(self.jobs.len());
         for job in self.jobs {
@@ -150,10 +158,7 @@ impl<T, R> Batch<T, R> {
 }
 
 /// Hands each request its share of the results (or the batch's error).
-fn answer<R>(
-    replies: Vec<(usize, oneshot::Sender<Result<Vec<R>, StoreError>>)>,
-    result: Result<Vec<R>, StoreError>,
-) {
+fn answer<R>(replies: Vec<(usize, Reply<R>)>, result: Result<Vec<R>, StoreError>) {
     match result {
         Ok(results) => {
             let mut results = results.into_iter();
@@ -268,10 +273,7 @@ impl PresenceStore for Batcher {
             .ok_or_else(|| StoreError::Malformed("join batch without a result".into()))
     }
 
-    async fn join_batch(
-        &self,
-        specs: &[JoinSpec<'_>],
-    ) -> Result<Vec<Option<Joined>>, StoreError> {
+    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<Option<Joined>>, StoreError> {
         self.inner.join_batch(specs).await
     }
 
@@ -349,7 +351,7 @@ mod tests {
         assert_eq!(a.ok(), Some(vec![10]));
         assert_eq!(b.ok(), Some(vec![20, 30]));
         assert_eq!(d.ok(), Some(vec![40]));
-        assert_eq!(*sizes.lock().unwrap(), vec![4]);
+        assert_eq!(sizes.lock().map(|s| s.clone()).ok(), Some(vec![4]));
     }
 
     #[tokio::test]
@@ -363,7 +365,7 @@ mod tests {
         let calls: Vec<_> = (0..8).map(|i| c.call(vec![i])).collect();
         let results = futures::future::join_all(calls).await;
         assert!(results.iter().all(Result::is_ok));
-        assert_eq!(*sizes.lock().unwrap(), vec![8]);
+        assert_eq!(sizes.lock().map(|s| s.clone()).ok(), Some(vec![8]));
     }
 
     #[tokio::test]

@@ -327,10 +327,7 @@ impl PresenceStore for RedisStore {
         results.pop().ok_or_else(|| malformed("join reply"))
     }
 
-    async fn join_batch(
-        &self,
-        specs: &[JoinSpec<'_>],
-    ) -> Result<Vec<Option<Joined>>, StoreError> {
+    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<Option<Joined>>, StoreError> {
         if specs.is_empty() {
             return Ok(Vec::new());
         }

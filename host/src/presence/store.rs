@@ -137,10 +137,7 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// Several joins (of different sockets) as one step, results in order. A store that
     /// has a cheaper batched form overrides it; the snapshot of a room may then already
     /// hold the other registrations of the batch.
-    async fn join_batch(
-        &self,
-        specs: &[JoinSpec<'_>],
-    ) -> Result<Vec<Option<Joined>>, StoreError> {
+    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<Option<Joined>>, StoreError> {
         let mut out = Vec::with_capacity(specs.len());
         for spec in specs {
             out.push(self.join(spec.clone()).await?);

@@ -11,6 +11,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::{SendError, SocketError};
 use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::fanout::socket_room;
@@ -160,8 +161,7 @@ async fn custom_event<A: Adapter>(
     if code != "ok" {
         tracing::debug!(sid, event, code, "custom event refused");
     }
-    // Fails only when the client asked for no ack: the error is then only logged.
-    let _ = ack.send(&body);
+    send_ack(ack, &body, sid);
     ctx.metrics.observe("custom", code, started.elapsed());
 }
 
@@ -176,8 +176,7 @@ async fn respond<A: Adapter>(
 ) {
     match result {
         Ok(outcome) => {
-            // Fails only when the client asked for no ack or already left: nothing to do.
-            let _ = ack.send(&outcome.ack);
+            send_ack(ack, &outcome.ack, sid);
             ctx.metrics.observe(op, "ok", started.elapsed());
             ctx.presence.publish(outcome.events).await;
         }
@@ -188,8 +187,24 @@ async fn respond<A: Adapter>(
             } else {
                 tracing::debug!(sid, op, code, error = %err, "presence request refused");
             }
-            let _ = ack.send(&err.to_ack());
+            send_ack(ack, &err.to_ack(), sid);
             ctx.metrics.observe(op, code, started.elapsed());
         }
+    }
+}
+
+/// Sends an ack (a no-op when the client asked for none). It fails only when the socket
+/// is gone or its outgoing queue is full (`SOCKETIO_MAX_BUFFER_PACKETS`): the client then
+/// never sees this ack, which an operator must be able to tell from the log.
+fn send_ack<A: Adapter>(ack: AckSender<A>, body: &Value, sid: &str) {
+    match ack.send(body) {
+        Ok(()) => {}
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+            tracing::warn!(
+                sid,
+                "ack dropped: the socket's outgoing queue is full (SOCKETIO_MAX_BUFFER_PACKETS)"
+            );
+        }
+        Err(e) => tracing::debug!(sid, error = %e, "ack not sent"),
     }
 }

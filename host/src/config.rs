@@ -89,8 +89,12 @@ pub struct Config {
     #[arg(long, env = "SOCKETIO_WS_READ_BUFFER_BYTES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(256..=1_048_576))]
     pub socketio_ws_read_buffer_bytes: u64,
 
-    /// Packets queued per connection towards a slow client before emits to it fail (dropped).
-    #[arg(long, env = "SOCKETIO_MAX_BUFFER_PACKETS", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    /// Packets queued per connection towards a slow client before emits and acks to it fail
+    /// (dropped; a dropped ack is logged).
+    /// The queue grows block by block (tokio's mpsc), so an idle socket pays nothing for a
+    /// deep limit, and a burst of requests from one socket (each an ack, often plus a
+    /// broadcast back to it) must fit: 200 chat messages sent back to back queue ~400.
+    #[arg(long, env = "SOCKETIO_MAX_BUFFER_PACKETS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub socketio_max_buffer_packets: u64,
 
     /// This node's id in registrations and logs (random when unset).
@@ -108,6 +112,14 @@ pub struct Config {
     /// WebAssembly plugins: directory, sandbox limits, pool, quarantine, cache.
     #[command(flatten)]
     pub plugins: crate::plugins::PluginConfig,
+
+    /// Async worker threads; 0 picks one per core. Fewer workers wake each other less
+    /// (each wake of a parked sibling is a futex call and a context switch), so at
+    /// ordinary rates 1 worker on a 2-core box costs 15-25 % less CPU per request, but it
+    /// saturates first (one run at 20,000 heartbeats/s on Redis: p99 170 ms with one
+    /// worker, 5 ms with two; benchmark/README.md). Plugin calls run on the workers.
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub worker_threads: u64,
 
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "LOG_JSON", default_value_t = false)]
@@ -161,6 +173,14 @@ impl Config {
 
     pub fn presence_ttl(&self) -> Duration {
         Duration::from_millis(self.presence_ttl_ms)
+    }
+
+    /// The worker count `WORKER_THREADS` asks for (0: one per core).
+    pub fn worker_count(&self) -> usize {
+        match usize::try_from(self.worker_threads) {
+            Ok(n) if n > 0 => n,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
     }
 
     pub fn reaper_lookback(&self) -> Duration {
@@ -218,8 +238,10 @@ fn exit_invalid(msg: &str) -> ! {
 /// a test host at a shared Redis.
 pub fn is_host_setting(key: &str) -> bool {
     const PREFIXES: [&str; 4] = ["REDIS_", "PRESENCE_", "PLUGIN_", "SOCKETIO_"];
-    const NAMES: [&str; 9] = [
+    const NAMES: [&str; 11] = [
         "PORT",
+        "TCP_NODELAY",
+        "WORKER_THREADS",
         "BIND_ADDR",
         "NODE_ID",
         "ADMIN_TOKEN",
@@ -245,6 +267,31 @@ mod tests {
         assert_eq!(cfg.reaper_lookback(), Duration::from_millis(60_000));
         assert_eq!(cfg.presence_max_state_bytes, 4096);
         assert_eq!(cfg.presence_prefix, "prs:");
+    }
+
+    #[test]
+    fn nodelay_worker_threads_and_batch_window_parse() {
+        let cfg = Config::try_parse_from(["rtm-host"]).expect("defaults parse");
+        assert!(cfg.tcp_nodelay);
+        assert_eq!(cfg.presence_batch_window_us, 1_000);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(cfg.worker_count(), cores);
+        let cfg = Config::try_parse_from([
+            "rtm-host",
+            "--tcp-nodelay",
+            "false",
+            "--worker-threads",
+            "3",
+            "--presence-batch-window-us",
+            "0",
+        ])
+        .expect("explicit values parse");
+        assert!(!cfg.tcp_nodelay);
+        assert_eq!(cfg.worker_count(), 3);
+        assert_eq!(cfg.presence_batch_window_us, 0);
+        assert!(
+            Config::try_parse_from(["rtm-host", "--presence-batch-window-us", "100001"]).is_err()
+        );
     }
 
     #[test]

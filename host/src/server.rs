@@ -68,7 +68,7 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
         .ping_timeout(Duration::from_millis(cfg.socketio_ping_timeout_ms))
         .max_payload(cfg.socketio_max_payload_bytes)
         .ws_read_buffer_size(usize::try_from(cfg.socketio_ws_read_buffer_bytes).unwrap_or(1024))
-        .max_buffer_size(usize::try_from(cfg.socketio_max_buffer_packets).unwrap_or(128));
+        .max_buffer_size(usize::try_from(cfg.socketio_max_buffer_packets).unwrap_or(1024));
     match &cfg.redis_url {
         None => {
             tracing::info!(node = %node_id, "presence store: memory (single node)");

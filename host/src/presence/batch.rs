@@ -16,7 +16,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::time::Instant;
 
 use super::error::StoreError;
 use super::store::*;
@@ -73,7 +72,10 @@ impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
     }
 }
 
-/// Gathers a batch (window, then whatever queued while waiting for a lane) and sends it.
+/// Gathers a batch (the window, then whatever queued while waiting for a lane) and sends
+/// it. Requests arriving during the window only queue: the dispatcher sleeps once per
+/// batch instead of waking for each of them (at ordinary rates a wake-up costs more
+/// than the request). After a full batch the next one goes without a window.
 async fn dispatch<T, R, F, Fut>(
     mut rx: mpsc::UnboundedReceiver<Queued<T, R>>,
     cfg: BatchConfig,
@@ -86,30 +88,22 @@ async fn dispatch<T, R, F, Fut>(
     Fut: Future<Output = Result<Vec<R>, StoreError>> + Send + 'static,
 {
     let lanes = Arc::new(Semaphore::new(cfg.lanes.max(1)));
+    let mut backlog = false;
     while let Some(first) = rx.recv().await {
-        let mut batch = Batch::new(first);
-        if !cfg.window.is_zero() {
-            let deadline = Instant::now() + cfg.window;
-            while batch.size < max {
-                tokio::select! {
-                    biased;
-                    job = rx.recv() => match job {
-                        Some(job) => batch.push(job),
-                        None => break,
-                    },
-                    () = tokio::time::sleep_until(deadline) => break,
-                }
-            }
+        if !backlog && !cfg.window.is_zero() {
+            tokio::time::sleep(cfg.window).await;
         }
         let Ok(permit) = lanes.clone().acquire_owned().await else {
             return;
         };
+        let mut batch = Batch::new(first);
         while batch.size < max {
             match rx.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
+        backlog = batch.size >= max;
         let (items, replies) = batch.split();
         let sent = flush(items);
         tokio::spawn(async move {
@@ -355,17 +349,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_batch_is_sent_without_waiting_out_the_window() {
+    async fn a_request_sent_during_the_window_joins_the_waiting_batch() {
         let cfg = BatchConfig {
             lanes: 1,
-            window: Duration::from_secs(3600),
+            window: Duration::from_secs(2),
         };
         let (c, sizes) = recording(cfg);
-        // Would hang for an hour if a full batch waited for its window.
-        let calls: Vec<_> = (0..8).map(|i| c.call(vec![i])).collect();
+        let c = Arc::new(c);
+        let early = tokio::spawn({
+            let c = c.clone();
+            async move { c.call(vec![1]).await }
+        });
+        // On this single-threaded test runtime each yield runs every other ready task
+        // first: the early request is sent and the dispatcher takes it and starts its
+        // window. Without a window that request would already have gone alone.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        let late = c.call(vec![2]).await;
+        assert_eq!(late.ok(), Some(vec![20]));
+        assert_eq!(early.await.ok().and_then(Result::ok), Some(vec![10]));
+        assert_eq!(sizes.lock().map(|s| s.clone()).ok(), Some(vec![2]));
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_leaves_the_rest_for_the_next_call() {
+        let cfg = BatchConfig {
+            lanes: 1,
+            window: Duration::ZERO,
+        };
+        let (c, sizes) = recording(cfg);
+        let calls: Vec<_> = (0..9).map(|i| c.call(vec![i])).collect();
         let results = futures::future::join_all(calls).await;
         assert!(results.iter().all(Result::is_ok));
-        assert_eq!(sizes.lock().map(|s| s.clone()).ok(), Some(vec![8]));
+        assert_eq!(sizes.lock().map(|s| s.clone()).ok(), Some(vec![8, 1]));
     }
 
     #[tokio::test]

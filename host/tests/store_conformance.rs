@@ -45,6 +45,16 @@ fn join<'a>(
     }
 }
 
+/// A heartbeat of `conn` (a registration of alice in room "r") by the socket `owner`.
+fn touch<'a>(conn: &'a str, owner: &'a str) -> TouchSpec<'a> {
+    TouchSpec {
+        conn_id: conn,
+        room_id: "r",
+        user_id: "alice",
+        owner,
+    }
+}
+
 /// Runs `body` against a fresh memory store and a fresh Redis store (direct and behind
 /// the batcher the server uses), all with registration TTL `$ttl` (default [`TTL_MS`]).
 macro_rules! conformance {
@@ -217,12 +227,7 @@ conformance!(heartbeat_moves_last_seen_forward, |s: Arc<
         .unwrap()
         .unwrap();
     let before = joined.registration.last_seen;
-    let touch = TouchSpec {
-        conn_id: "c1",
-        room_id: "r",
-        user_id: "alice",
-        owner: "s1",
-    };
+    let touch = touch("c1", "s1");
     // lastSeen has millisecond resolution: heartbeat until the clock has moved on.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -245,26 +250,7 @@ conformance!(heartbeat_reports_alive_fenced_missing, |s: Arc<
         .unwrap()
         .unwrap();
     let touches = s
-        .heartbeat(&[
-            TouchSpec {
-                conn_id: "c1",
-                room_id: "r",
-                user_id: "alice",
-                owner: "s1",
-            },
-            TouchSpec {
-                conn_id: "c1",
-                room_id: "r",
-                user_id: "alice",
-                owner: "s2",
-            },
-            TouchSpec {
-                conn_id: "nope",
-                room_id: "r",
-                user_id: "alice",
-                owner: "s1",
-            },
-        ])
+        .heartbeat(&[touch("c1", "s1"), touch("c1", "s2"), touch("nope", "s1")])
         .await
         .unwrap();
     assert_eq!(
@@ -281,12 +267,7 @@ conformance!(
             .await
             .unwrap()
             .unwrap();
-        let me = TouchSpec {
-            conn_id: "c1",
-            room_id: "r",
-            user_id: "alice",
-            owner: "s1",
-        };
+        let me = touch("c1", "s1");
         let Patched::Done(reg) = s
             .patch(me, Some(1), &obj(json!({"a": 2, "c": null})), 4096)
             .await
@@ -307,12 +288,7 @@ conformance!(
             Patched::Stale(2)
         );
         // Another socket: fenced.
-        let them = TouchSpec {
-            conn_id: "c1",
-            room_id: "r",
-            user_id: "alice",
-            owner: "s9",
-        };
+        let them = touch("c1", "s9");
         assert_eq!(
             s.patch(them, Some(99), &obj(json!({"a": 9})), 4096)
                 .await
@@ -326,19 +302,9 @@ conformance!(
         let snap = s.snapshot("r").await.unwrap();
         assert_eq!(snap[0].state.get("a"), Some(&json!(2)));
         assert_eq!(
-            s.patch(
-                TouchSpec {
-                    conn_id: "gone",
-                    room_id: "r",
-                    user_id: "alice",
-                    owner: "s1"
-                },
-                None,
-                &Map::new(),
-                4096
-            )
-            .await
-            .unwrap(),
+            s.patch(touch("gone", "s1"), None, &Map::new(), 4096)
+                .await
+                .unwrap(),
             Patched::Missing
         );
     }
@@ -352,12 +318,7 @@ conformance!(
             .await
             .unwrap()
             .unwrap();
-        let me = TouchSpec {
-            conn_id: "c1",
-            room_id: "r",
-            user_id: "alice",
-            owner: "s1",
-        };
+        let me = touch("c1", "s1");
         let patch = obj(json!({"bio": "x\"y\u{e9}", "n": 12.5}));
         let mut merged = st.clone();
         merged.extend(patch.clone());
@@ -431,14 +392,7 @@ conformance!(
         assert_eq!(r.snapshot.len(), 1);
         // The old socket is fenced now.
         assert_eq!(
-            s.heartbeat(&[TouchSpec {
-                conn_id: "c1",
-                room_id: "r",
-                user_id: "alice",
-                owner: "old"
-            }])
-            .await
-            .unwrap(),
+            s.heartbeat(&[touch("c1", "old")]).await.unwrap(),
             vec![Touch::Fenced(2)]
         );
         assert!(
@@ -494,14 +448,7 @@ conformance!(reaper_removes_lapsed_once, REAP_TTL_MS, |s: Arc<
     // no reaper has run yet, and cannot be refreshed.
     wait_until_lapsed(&s, "r", "quiet").await;
     assert_eq!(
-        s.heartbeat(&[TouchSpec {
-            conn_id: "quiet",
-            room_id: "r",
-            user_id: "alice",
-            owner: "s1"
-        }])
-        .await
-        .unwrap(),
+        s.heartbeat(&[touch("quiet", "s1")]).await.unwrap(),
         vec![Touch::Missing],
         "a lapsed registration cannot be refreshed"
     );
@@ -533,14 +480,7 @@ conformance!(reaper_removes_lapsed_once, REAP_TTL_MS, |s: Arc<
     assert_eq!(snap.len(), 1, "{snap:?}");
     assert_eq!(snap[0].conn_id, "live");
     assert_eq!(
-        s.heartbeat(&[TouchSpec {
-            conn_id: "quiet",
-            room_id: "r",
-            user_id: "alice",
-            owner: "s1"
-        }])
-        .await
-        .unwrap(),
+        s.heartbeat(&[touch("quiet", "s1")]).await.unwrap(),
         vec![Touch::Missing],
         "a reaped registration stays gone"
     );

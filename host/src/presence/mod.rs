@@ -557,7 +557,9 @@ fn join_ack(reg: &Registration, snapshot: &[Registration]) -> Value {
 mod tests {
     use super::*;
     use crate::fanout::FanoutError;
+    use error::StoreError;
     use serde_json::value::RawValue;
+    use std::sync::atomic::AtomicBool;
 
     /// A node with no sockets: emits go nowhere, local joins succeed.
     struct Silent;
@@ -592,12 +594,82 @@ mod tests {
     }
 
     fn presence() -> Presence {
+        presence_on(Arc::new(memory::MemoryStore::new(60_000)))
+    }
+
+    fn presence_on(store: Arc<dyn PresenceStore>) -> Presence {
         let limits = Limits {
             max_id_len: 128,
             max_state_bytes: 4096,
         };
-        let store = Arc::new(memory::MemoryStore::new(60_000));
         Presence::new(store, Arc::new(Silent), limits, "n".into(), Duration::ZERO)
+    }
+
+    /// The memory store, with joins that fail (`unavailable`) while `down` is set.
+    struct FlakyJoins {
+        inner: memory::MemoryStore,
+        down: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl PresenceStore for FlakyJoins {
+        async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<store::Joined>, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            self.inner.join(spec).await
+        }
+        async fn resume(&self, spec: ResumeSpec<'_>) -> Result<Option<store::Resumed>, StoreError> {
+            self.inner.resume(spec).await
+        }
+        async fn heartbeat(&self, specs: &[TouchSpec<'_>]) -> Result<Vec<Touch>, StoreError> {
+            self.inner.heartbeat(specs).await
+        }
+        async fn patch(
+            &self,
+            touch: TouchSpec<'_>,
+            epoch: Option<store::Epoch>,
+            patch: &serde_json::Map<String, Value>,
+            max_state_bytes: usize,
+        ) -> Result<Patched, StoreError> {
+            self.inner.patch(touch, epoch, patch, max_state_bytes).await
+        }
+        async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError> {
+            self.inner.remove(spec).await
+        }
+        async fn snapshot(&self, room_id: &str) -> Result<Vec<Registration>, StoreError> {
+            self.inner.snapshot(room_id).await
+        }
+        async fn reap(
+            &self,
+            lookback_ms: u64,
+            limit: usize,
+        ) -> Result<Vec<store::Reaped>, StoreError> {
+            self.inner.reap(lookback_ms, limit).await
+        }
+        async fn ping(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_rejoin_keeps_the_user_the_store_holds() {
+        let store = Arc::new(FlakyJoins {
+            inner: memory::MemoryStore::new(60_000),
+            down: AtomicBool::new(false),
+        });
+        let p = presence_on(store.clone());
+        join(&p, "r", "alice").await;
+        store.down.store(true, Ordering::SeqCst);
+        let failed = p
+            .join("s", &json!({ "roomId": "r", "userId": "bob" }))
+            .await;
+        assert!(failed.is_err(), "the store refused the re-join");
+        // Heartbeats address the registration by this user: it must stay the stored one.
+        assert_eq!(p.user_of("s").as_deref(), Some("alice"));
+        store.down.store(false, Ordering::SeqCst);
+        join(&p, "r", "bob").await;
+        assert_eq!(p.user_of("s").as_deref(), Some("bob"));
     }
 
     async fn join(p: &Presence, room: &str, user: &str) {

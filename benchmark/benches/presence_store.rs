@@ -34,9 +34,11 @@ async fn seed(store: &dyn PresenceStore, n: usize) -> bool {
                 state: None,
                 owner: &owner,
                 node: "bench-node",
+                info: None,
+                max_members: 0,
             })
             .await;
-        if !matches!(joined, Ok(Some(_))) {
+        if !matches!(joined, Ok(Ok(_))) {
             return false;
         }
     }

@@ -1,33 +1,30 @@
-//! The Socket.IO surface: which event goes where, and how each result becomes an ack.
-//! Handlers are generic over the adapter so one code path serves the single-node
-//! (local adapter) and multi-node (Redis adapter) builds.
+//! The Socket.IO surface: admitting a socket to its tenant (token, connection quota),
+//! which event goes where, and how each result becomes an ack. Handlers are generic over
+//! the adapter so one code path serves the single-node (local adapter) and multi-node
+//! (Redis adapter) builds; [`SocketMount`] serves and closes tenants' namespaces.
 
-use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::adapter::Adapter;
+use socketioxide::adapter::{Adapter, Emitter};
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{SendError, SocketError};
-use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide_core::adapter::{CoreAdapter, DefinedAdapter};
 
-use crate::fanout::socket_room;
-use crate::metrics::Metrics;
+use crate::auth::Identity;
+use crate::fanout::{Fanout, NsFanout, socket_room};
 use crate::plugin_bridge::dispatch_ack;
-use crate::plugins::{EventCall, Plugins};
+use crate::plugins::EventCall;
 use crate::presence::error::PresenceError;
 use crate::presence::{Outcome, Presence};
 use crate::serial::Serial;
-
-/// Everything a connection handler needs, shared by every socket of the node.
-pub struct Ctx {
-    pub presence: Arc<Presence>,
-    pub plugins: Plugins,
-    pub metrics: Arc<Metrics>,
-}
+use crate::session::Session;
+use crate::tenancy::{Mount, Tenant};
 
 /// The presence operations, by event name.
 #[derive(Clone, Copy)]
@@ -49,25 +46,111 @@ impl Op {
     }
 }
 
-/// Serves the default namespace. Handlers are registered in a connect *middleware*:
-/// socketioxide awaits middlewares before it sends CONNECT to the client, whereas a
-/// connect handler runs in its own task after CONNECT, so an event the client sends at
-/// once could arrive before its handler exists and be dropped without an ack.
-pub fn register<A: Adapter + DefinedAdapter>(io: &SocketIo<A>, ctx: Arc<Ctx>) -> A::InitRes {
-    let handlers = move |s: SocketRef<A>| {
-        let ctx = ctx.clone();
-        async move {
-            on_connect(s, ctx);
-            Ok::<(), Infallible>(())
-        }
-    };
-    io.ns("/", (|| async {}).with(handlers))
+/// The event a client sends with a fresh token before its current one expires.
+const REFRESH_EVENT: &str = "auth:refresh";
+
+/// Turns an adapter's namespace-initialisation result into a future (the local adapter
+/// has nothing to wait for; the Redis adapter subscribes).
+pub type InitFn<A> = fn(
+    <A as CoreAdapter<Emitter>>::InitRes,
+) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Serves tenants on one Socket.IO instance.
+pub struct SocketMount<A: Adapter> {
+    pub io: SocketIo<A>,
+    pub init: InitFn<A>,
 }
 
-/// Registers the handlers of one connecting socket. Every handler only queues its work
-/// on the socket's [`Serial`] queue, so the socket's requests run in arrival order.
-fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
-    ctx.metrics.sockets.inc();
+#[async_trait::async_trait]
+impl<A: Adapter + DefinedAdapter> Mount for SocketMount<A> {
+    fn fanout(&self, namespaces: &[String]) -> Arc<dyn Fanout> {
+        Arc::new(NsFanout::new(self.io.clone(), namespaces.to_vec()))
+    }
+
+    async fn mount(&self, tenant: &Arc<Tenant>) -> anyhow::Result<()> {
+        for ns in tenant.namespaces() {
+            (self.init)(register(&self.io, ns, tenant.clone())).await?;
+        }
+        Ok(())
+    }
+
+    async fn unmount(&self, tenant: &Tenant) {
+        for ns in tenant.namespaces() {
+            if let Some(op) = self.io.of(ns)
+                && let Err(e) = op.local().disconnect().await
+            {
+                tracing::warn!(ns, error = %e, "disconnecting a removed tenant's sockets");
+            }
+            self.io.delete_ns(ns);
+        }
+    }
+}
+
+/// Why a connect was refused; the message is the PROTOCOL.md code, which socket.io
+/// clients see as `connect_error`'s `message`.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("quota_exceeded")]
+    Quota,
+}
+
+/// Serves namespace `ns` for `tenant`. Admission and handlers run in a connect
+/// *middleware*: socketioxide awaits middlewares before it sends CONNECT to the client
+/// (a refusal becomes `connect_error`), whereas a connect handler runs in its own task
+/// after CONNECT, so an event the client sends at once could arrive before its handler
+/// exists and be dropped without an ack.
+pub fn register<A: Adapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    ns: &str,
+    tenant: Arc<Tenant>,
+) -> A::InitRes {
+    let admit = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
+        let tenant = tenant.clone();
+        async move {
+            let session = admit(&s, auth.ok(), &tenant).await?;
+            on_connect(s, tenant, Arc::new(session));
+            Ok::<(), Refusal>(())
+        }
+    };
+    io.ns(ns.to_owned(), (|| async {}).with(admit))
+}
+
+/// Checks the connection quota and the token (handshake `auth.token`, or `?token=`).
+async fn admit<A: Adapter>(
+    s: &SocketRef<A>,
+    auth: Option<Value>,
+    tenant: &Tenant,
+) -> Result<Session, Refusal> {
+    let token = auth
+        .as_ref()
+        .and_then(|a| a.get("token"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| query_token(s.req_parts().uri.query()));
+    let identity = tenant.authenticate(token.as_deref()).await.map_err(|e| {
+        tracing::info!(tenant = %tenant.id, sid = %s.id, error = %e, "connect refused: unauthorized");
+        Refusal::Unauthorized
+    })?;
+    let place = tenant.admit().ok_or_else(|| {
+        tracing::info!(tenant = %tenant.id, sid = %s.id, "connect refused: tenant at max_connections");
+        Refusal::Quota
+    })?;
+    Ok(Session::new(identity, place, &tenant.policy().cfg.limits))
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Registers the handlers of one admitted socket. Every handler only queues its work
+/// on the socket's [`Serial`] queue, so the socket's requests run in arrival order; a
+/// request over the socket's rate is refused in its turn, so acks stay in order too.
+fn on_connect<A: Adapter>(socket: SocketRef<A>, tenant: Arc<Tenant>, session: Arc<Session>) {
+    tenant.metrics().sockets.inc();
     // Socket.IO puts every socket in a room of its own, and addressing builds on it:
     // `to_socket` reaches one socket on any node, `except` leaves the sender out.
     // socketioxide does not do this by itself. The name is outside the room-id charset
@@ -75,75 +158,186 @@ fn on_connect<A: Adapter>(socket: SocketRef<A>, ctx: Arc<Ctx>) {
     socket.join(socket_room(&socket.id.to_string()));
     let serial = Serial::default();
     for op in [Op::Join, Op::Heartbeat, Op::Leave, Op::Snapshot] {
-        let ctx = ctx.clone();
-        let serial = serial.clone();
+        let (tenant, session, serial) = (tenant.clone(), session.clone(), serial.clone());
         socket.on(
             op.name(),
             move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
                 let started = Instant::now();
+                let allowed = session.allow_event(&tenant.policy().cfg.limits);
                 // A missing or undecodable payload is treated as `null`: leave and
                 // heartbeat accept that, join and snapshot answer `invalid_payload`.
                 let payload = data.unwrap_or(Value::Null);
-                let job =
-                    async move { presence_request(&ctx, op, &s, payload, ack, started).await };
+                let job = async move {
+                    if allowed {
+                        presence_request(&tenant, &session, op, &s, payload, ack, started).await;
+                    } else {
+                        rate_limited(&tenant, op.name(), ack, started);
+                    }
+                };
                 serial.run(Box::pin(job))
             },
         );
     }
-    let custom_ctx = ctx.clone();
-    let custom_serial = serial.clone();
+    let (refresh_tenant, refresh_session, refresh_serial) =
+        (tenant.clone(), session.clone(), serial.clone());
+    socket.on(
+        REFRESH_EVENT,
+        move |TryData(data): TryData<Value>, ack: AckSender<A>| {
+            let job = async move {
+                let body = refresh(&refresh_tenant, &refresh_session, data.ok()).await;
+                send_ack(ack, &body, "");
+            };
+            refresh_serial.run(Box::pin(job))
+        },
+    );
+    let (custom_tenant, custom_session, custom_serial) =
+        (tenant.clone(), session.clone(), serial.clone());
     socket.on_fallback(
         move |s: SocketRef<A>,
               Event(event): Event,
               TryData(data): TryData<Value>,
               ack: AckSender<A>| {
             let started = Instant::now();
+            let allowed = custom_session.allow_event(&custom_tenant.policy().cfg.limits);
             let payload = data.unwrap_or(Value::Null);
             let job = async move {
-                custom_event(&custom_ctx, &s.id.to_string(), event, payload, ack, started).await;
+                if allowed {
+                    let sid = s.id.to_string();
+                    custom_event(&custom_tenant, &custom_session, &sid, event, payload, ack, started)
+                        .await;
+                } else {
+                    rate_limited(&custom_tenant, "custom", ack, started);
+                }
             };
             custom_serial.run(Box::pin(job))
         },
     );
     let sid = socket.id.to_string();
-    ctx.plugins.on_connect(&sid);
+    tenant.plugins().on_connect(&sid);
+    if session.identity().is_some() {
+        expire_on_exp(socket.clone(), session.clone());
+    }
     // Cleanup queues behind the socket's last requests: a join still queued when the
     // client vanished must not leave a registration behind.
     socket.on_disconnect(move |s: SocketRef<A>| {
+        session.close();
         let job = async move {
-            ctx.metrics.sockets.dec();
+            tenant.metrics().sockets.dec();
             let sid = s.id.to_string();
-            let user = ctx.presence.user_of(&sid);
-            ctx.plugins.on_disconnect(&sid, user.as_deref());
-            ctx.presence.disconnect(&sid).await;
+            let user = session.user().or_else(|| tenant.presence().user_of(&sid));
+            tenant.plugins().on_disconnect(&sid, user.as_deref());
+            tenant.presence().disconnect(&sid).await;
         };
         serial.run_last(Box::pin(job))
     });
 }
 
+/// Disconnects the socket when its token's `exp` passes without an `auth:refresh`.
+fn expire_on_exp<A: Adapter>(socket: SocketRef<A>, session: Arc<Session>) {
+    tokio::spawn(async move {
+        if session.expired().await {
+            tracing::info!(sid = %socket.id, "token expired: disconnecting");
+            let _ = socket.disconnect();
+        }
+    });
+}
+
+/// `auth:refresh { token }`: a valid token of the same user moves the expiry.
+async fn refresh(tenant: &Tenant, session: &Session, data: Option<Value>) -> Value {
+    let Some(current) = session.identity() else {
+        return error_ack("unknown_event", "this tenant does not authenticate sockets");
+    };
+    let token = data
+        .as_ref()
+        .and_then(|d| d.get("token"))
+        .and_then(Value::as_str);
+    match tenant.authenticate(token).await {
+        Ok(Some(fresh)) if fresh.user == current.user => {
+            let exp = fresh.exp;
+            session.refresh(fresh);
+            json!({ "ok": true, "exp": exp })
+        }
+        Ok(Some(_)) => error_ack("forbidden", "the new token is for another user"),
+        Ok(None) => error_ack("unknown_event", "this tenant does not authenticate sockets"),
+        Err(e) => error_ack("unauthorized", &e.to_string()),
+    }
+}
+
+fn error_ack(code: &str, message: &str) -> Value {
+    json!({ "ok": false, "error": { "code": code, "message": message } })
+}
+
+fn rate_limited<A: Adapter>(tenant: &Tenant, op: &'static str, ack: AckSender<A>, started: Instant) {
+    let body = error_ack(
+        "rate_limited",
+        "over this socket's events_per_second; nothing was done",
+    );
+    send_ack(ack, &body, "");
+    tenant.metrics().observe(op, "rate_limited", started.elapsed());
+}
+
+/// A join under auth: the user is the token's `sub`, the room must be one it allows.
+/// Fills in a missing `userId`, so the presence service needs no notion of tokens.
+fn authorize_join(identity: &Identity, payload: &mut Value) -> Result<(), PresenceError> {
+    let Some(obj) = payload.as_object_mut() else {
+        return Ok(()); // the presence parser answers invalid_payload
+    };
+    match obj.get("userId") {
+        None | Some(Value::Null) => {
+            obj.insert("userId".into(), Value::String(identity.user.clone()));
+        }
+        Some(Value::String(u)) if *u == identity.user => {}
+        Some(_) => {
+            return Err(PresenceError::Forbidden(
+                "userId must be the token's sub".into(),
+            ));
+        }
+    }
+    if let Some(Value::String(room)) = obj.get("roomId")
+        && !identity.may_join(room)
+    {
+        return Err(PresenceError::Forbidden(format!(
+            "the token does not allow room {room}"
+        )));
+    }
+    Ok(())
+}
+
 /// One presence request, run in its socket's turn.
 async fn presence_request<A: Adapter>(
-    ctx: &Ctx,
+    tenant: &Tenant,
+    session: &Session,
     op: Op,
     s: &SocketRef<A>,
-    payload: Value,
+    mut payload: Value,
     ack: AckSender<A>,
     started: Instant,
 ) {
     let sid = s.id.to_string();
-    let p = &ctx.presence;
+    let p: &Presence = tenant.presence();
     let result = match op {
-        Op::Join => p.join(&sid, &payload).await,
+        Op::Join => {
+            let identity = session.identity();
+            match identity.as_ref().map(|i| authorize_join(i, &mut payload)) {
+                Some(Err(e)) => Err(e),
+                _ => {
+                    let policy = tenant.policy();
+                    p.join(&sid, &payload, policy.join_gate(identity.as_ref()))
+                        .await
+                }
+            }
+        }
         Op::Heartbeat => p.heartbeat(&sid, &payload).await,
         Op::Leave => p.leave(&sid, &payload).await,
         Op::Snapshot => p.snapshot(&payload).await,
     };
-    respond(ctx, op.name(), &sid, result, ack, started).await;
+    respond(tenant, op.name(), &sid, result, ack, started).await;
 }
 
 /// Any other event: the plugin that declares it answers, or `unknown_event`.
 async fn custom_event<A: Adapter>(
-    ctx: &Ctx,
+    tenant: &Tenant,
+    session: &Session,
     sid: &str,
     event: String,
     payload: Value,
@@ -152,22 +346,24 @@ async fn custom_event<A: Adapter>(
 ) {
     let call = EventCall {
         socket: sid.to_owned(),
-        user: ctx.presence.user_of(sid),
+        user: session
+            .user()
+            .or_else(|| tenant.presence().user_of(sid)),
         event,
         payload_json: payload.to_string(),
     };
     let event = call.event.clone();
-    let (body, code) = dispatch_ack(ctx.plugins.dispatch(call).await);
+    let (body, code) = dispatch_ack(tenant.plugins().dispatch(call).await);
     if code != "ok" {
-        tracing::debug!(sid, event, code, "custom event refused");
+        tracing::debug!(tenant = %tenant.id, sid, event, code, "custom event refused");
     }
     send_ack(ack, &body, sid);
-    ctx.metrics.observe("custom", code, started.elapsed());
+    tenant.metrics().observe("custom", code, started.elapsed());
 }
 
 /// Acks first (so its latency excludes the cross-node broadcast), then publishes events.
 async fn respond<A: Adapter>(
-    ctx: &Ctx,
+    tenant: &Tenant,
     op: &'static str,
     sid: &str,
     result: Result<Outcome, PresenceError>,
@@ -177,18 +373,18 @@ async fn respond<A: Adapter>(
     match result {
         Ok(outcome) => {
             send_ack(ack, &outcome.ack, sid);
-            ctx.metrics.observe(op, "ok", started.elapsed());
-            ctx.presence.publish(outcome.events).await;
+            tenant.metrics().observe(op, "ok", started.elapsed());
+            tenant.presence().publish(outcome.events).await;
         }
         Err(err) => {
             let code = err.code();
             if code == "unavailable" {
-                tracing::warn!(sid, op, error = %err, "presence backend unavailable");
+                tracing::warn!(tenant = %tenant.id, sid, op, error = %err, "presence backend unavailable");
             } else {
-                tracing::debug!(sid, op, code, error = %err, "presence request refused");
+                tracing::debug!(tenant = %tenant.id, sid, op, code, error = %err, "presence request refused");
             }
             send_ack(ack, &err.to_ack(), sid);
-            ctx.metrics.observe(op, code, started.elapsed());
+            tenant.metrics().observe(op, code, started.elapsed());
         }
     }
 }

@@ -113,6 +113,20 @@ pub struct Config {
     #[command(flatten)]
     pub plugins: crate::plugins::PluginConfig,
 
+    /// Tenants file (TOML, see `tenants.example.toml`): many tenants, each on namespace
+    /// `/<id>` with its own plugins, keys, auth and limits. Unset: one tenant, `default`,
+    /// on `/`, configured by the environment. Re-read on change and on SIGHUP.
+    #[arg(long, env = "TENANTS_FILE")]
+    pub tenants_file: Option<std::path::PathBuf>,
+
+    /// Limits on clients: the single tenant's, and the base under a tenants file.
+    #[command(flatten)]
+    pub limits: crate::tenancy::limits::ClientLimits,
+
+    /// JWT authentication of the single-tenant host.
+    #[command(flatten)]
+    pub auth: crate::auth::settings::AuthSettings,
+
     /// Async worker threads; 0 picks one per core. Fewer workers wake each other less
     /// (each wake of a parked sibling is a futex call and a context switch), so at
     /// ordinary rates 1 worker on a 2-core box costs 15-25 % less CPU per request, but it
@@ -161,6 +175,7 @@ impl Config {
                 "invalid NODE_ID (--node-id): {id:?} must be 1..128 chars of [A-Za-z0-9_.:@-]"
             ));
         }
+        self.auth.config()?;
         if let Some(url) = &self.redis_url
             && fred::prelude::Config::from_url(url).is_err()
         {
@@ -237,7 +252,7 @@ fn exit_invalid(msg: &str) -> ! {
 /// environment of every host they spawn, so a `REDIS_URL` in the shell can never point
 /// a test host at a shared Redis.
 pub fn is_host_setting(key: &str) -> bool {
-    const PREFIXES: [&str; 4] = ["REDIS_", "PRESENCE_", "PLUGIN_", "SOCKETIO_"];
+    const PREFIXES: [&str; 6] = ["REDIS_", "PRESENCE_", "PLUGIN_", "SOCKETIO_", "LIMIT_", "AUTH_"];
     const NAMES: [&str; 11] = [
         "PORT",
         "TCP_NODELAY",

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
+use socketioxide::extract::SocketRef;
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::{SocketIo, adapter::Adapter, socket::Sid};
 
 /// An emit that could not be delivered.
@@ -62,8 +64,31 @@ fn broadcast_err(e: impl std::fmt::Display) -> FanoutError {
     FanoutError::Broadcast(e.to_string())
 }
 
+/// A tenant's sockets: the namespaces it is served on (one, or `/<id>` and `/` for a
+/// tenant named `default`). Each call looks its namespace up, so a tenant removed from
+/// the node emits to nobody instead of to a stale namespace.
+pub struct NsFanout<A: Adapter> {
+    io: SocketIo<A>,
+    namespaces: Vec<String>,
+}
+
+impl<A: Adapter> NsFanout<A> {
+    pub fn new(io: SocketIo<A>, namespaces: Vec<String>) -> Self {
+        Self { io, namespaces }
+    }
+
+    fn each(&self) -> impl Iterator<Item = BroadcastOperators<A>> + '_ {
+        self.namespaces.iter().filter_map(|ns| self.io.of(ns))
+    }
+
+    fn local_socket(&self, s: &str) -> Option<SocketRef<A>> {
+        let id = sid(s).ok()?;
+        self.each().find_map(|ns| ns.get_socket(id))
+    }
+}
+
 #[async_trait]
-impl<A: Adapter> Fanout for SocketIo<A> {
+impl<A: Adapter> Fanout for NsFanout<A> {
     async fn to_room(
         &self,
         room: &str,
@@ -71,27 +96,38 @@ impl<A: Adapter> Fanout for SocketIo<A> {
         event: &str,
         data: &RawValue,
     ) -> Result<(), FanoutError> {
-        let op = self.to(room.to_owned());
-        let op = match except {
-            Some(s) => op.except(private_room(s)?),
-            None => op,
-        };
-        op.emit(event, data).await.map_err(broadcast_err)
+        let except = except.map(private_room).transpose()?;
+        for ns in self.each() {
+            let op = ns.to(room.to_owned());
+            let op = match &except {
+                Some(private) => op.except(private.clone()),
+                None => op,
+            };
+            op.emit(event, data).await.map_err(broadcast_err)?;
+        }
+        Ok(())
     }
 
     async fn to_socket(&self, s: &str, event: &str, data: &RawValue) -> Result<(), FanoutError> {
-        self.to(private_room(s)?)
-            .emit(event, data)
-            .await
-            .map_err(broadcast_err)
+        let private = private_room(s)?;
+        for ns in self.each() {
+            ns.to(private.clone())
+                .emit(event, data)
+                .await
+                .map_err(broadcast_err)?;
+        }
+        Ok(())
     }
 
     async fn to_all(&self, event: &str, data: &RawValue) -> Result<(), FanoutError> {
-        self.emit(event, data).await.map_err(broadcast_err)
+        for ns in self.each() {
+            ns.emit(event, data).await.map_err(broadcast_err)?;
+        }
+        Ok(())
     }
 
     fn join_local(&self, s: &str, room: &str) -> bool {
-        match sid(s).ok().and_then(|id| self.get_socket(id)) {
+        match self.local_socket(s) {
             Some(socket) => {
                 socket.join(room.to_owned());
                 true
@@ -101,24 +137,26 @@ impl<A: Adapter> Fanout for SocketIo<A> {
     }
 
     fn leave_local(&self, s: &str, room: &str) {
-        if let Some(socket) = sid(s).ok().and_then(|id| self.get_socket(id)) {
+        if let Some(socket) = self.local_socket(s) {
             socket.leave(room.to_owned());
         }
     }
 
     fn in_room_local(&self, s: &str, room: &str) -> bool {
-        sid(s)
-            .ok()
-            .and_then(|id| self.get_socket(id))
+        self.local_socket(s)
             .is_some_and(|socket| socket.rooms().iter().any(|r| r == room))
     }
 
     async fn members(&self, room: &str) -> Result<Vec<String>, FanoutError> {
-        let sockets = self
-            .to(room.to_owned())
-            .fetch_sockets()
-            .await
-            .map_err(broadcast_err)?;
-        Ok(sockets.iter().map(|s| s.data().id.to_string()).collect())
+        let mut out = Vec::new();
+        for ns in self.each() {
+            let sockets = ns
+                .to(room.to_owned())
+                .fetch_sockets()
+                .await
+                .map_err(broadcast_err)?;
+            out.extend(sockets.iter().map(|s| s.data().id.to_string()));
+        }
+        Ok(out)
     }
 }

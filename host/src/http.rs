@@ -1,22 +1,25 @@
-//! Plain HTTP next to Socket.IO: liveness, readiness, metrics and the plugin admin view.
+//! Plain HTTP next to Socket.IO: liveness, readiness, metrics and the admin views of
+//! plugins and tenants.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, extract::State, routing::get};
+use serde_json::json;
 
 use crate::backend::RedisBackend;
-use crate::metrics::Metrics;
-use crate::plugins::Plugins;
+use crate::tenancy::Tenants;
+use crate::tenancy::secret::Secret;
 
 /// What the HTTP routes read.
 #[derive(Clone)]
 pub struct HttpState {
     pub redis: Option<RedisBackend>,
-    pub metrics: Arc<Metrics>,
-    pub plugins: Plugins,
-    pub admin_token: Option<Arc<str>>,
+    pub tenants: Arc<Tenants>,
+    pub admin_token: Option<Arc<Secret>>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -25,6 +28,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/admin/plugins", get(admin_plugins))
+        .route("/admin/tenants", get(admin_tenants))
         .with_state(state)
 }
 
@@ -35,16 +39,14 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     {
         return (StatusCode::SERVICE_UNAVAILABLE, "redis unreachable");
     }
-    if !state.plugins.ready() {
+    if !state.tenants.ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "plugins loading");
     }
     (StatusCode::OK, "ready")
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    let mut out = String::new();
-    state.metrics.render(&mut out);
-    state.plugins.render_prometheus(&mut out);
+    let mut out = state.tenants.render_metrics();
     out.push_str("# EOF\n");
     (
         [(
@@ -55,16 +57,49 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     )
 }
 
-/// Loaded plugins with their counters; `Authorization: Bearer <ADMIN_TOKEN>` when set.
-async fn admin_plugins(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.admin_token {
-        let sent = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if sent != Some(&**token) {
-            return (StatusCode::UNAUTHORIZED, "admin token required").into_response();
-        }
+/// `Authorization: Bearer <ADMIN_TOKEN>` when one is set, compared in constant time.
+fn admin_refused(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
+    let token = state.admin_token.as_ref()?;
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    (!token.matches(sent))
+        .then(|| (StatusCode::UNAUTHORIZED, "admin token required").into_response())
+}
+
+/// Loaded plugins with their counters: of the one tenant, of `?tenant=<id>`, or of every
+/// tenant (`{ tenants: [...] }`) when a tenants file lists several.
+async fn admin_plugins(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(refused) = admin_refused(&state, &headers) {
+        return refused;
     }
-    Json(state.plugins.admin_json()).into_response()
+    let tenants = state.tenants.all();
+    if let Some(id) = q.get("tenant") {
+        return match state.tenants.get(id) {
+            Some(t) => Json(t.plugins().admin_json()).into_response(),
+            None => (StatusCode::NOT_FOUND, "no such tenant").into_response(),
+        };
+    }
+    match tenants.as_slice() {
+        [only] => Json(only.plugins().admin_json()).into_response(),
+        all => Json(json!({
+            "tenants": all.iter().map(|t| t.plugins().admin_json()).collect::<Vec<_>>()
+        }))
+        .into_response(),
+    }
+}
+
+/// Tenants with their connection counts, plugins and effective limits (never secrets),
+/// and the last reload's error, if it failed.
+async fn admin_tenants(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = admin_refused(&state, &headers) {
+        return refused;
+    }
+    Json(state.tenants.admin_json()).into_response()
 }

@@ -3,6 +3,7 @@
 //! plugins. `server::build` assembles a node from a `Config`; `main.rs` only runs it.
 
 pub mod app;
+pub mod auth;
 pub mod backend;
 pub mod cluster;
 pub mod config;
@@ -15,3 +16,5 @@ pub mod presence;
 pub mod request_head;
 pub mod serial;
 pub mod server;
+pub mod session;
+pub mod tenancy;

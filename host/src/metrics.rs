@@ -1,6 +1,9 @@
-//! Process metrics in Prometheus text format, on a per-app registry (not a global one,
-//! so tests can run several hosts in one process).
+//! Host metrics in Prometheus text format: one registry per tenant (every series
+//! labelled `tenant`, not a global registry, so tests can run several hosts in one
+//! process), merged into one exposition by [`merge_families`].
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,15 +33,11 @@ pub struct Metrics {
     pub reaped: Counter,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("rtm");
+    /// The metrics of tenant `id`: every series carries `tenant="<id>"`.
+    pub fn for_tenant(id: &str) -> Self {
+        let label = (Cow::Borrowed("tenant"), Cow::Owned(id.to_owned()));
+        let mut registry = Registry::with_prefix_and_labels("rtm", std::iter::once(label));
         let requests = Family::<OpLabels, Counter>::default();
         let latency = Family::<OpOnly, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -89,5 +88,65 @@ impl Metrics {
         if prometheus_client::encoding::text::encode_registry(&mut text, &self.registry).is_ok() {
             out.push_str(&text);
         }
+    }
+}
+
+/// Merges expositions (one per tenant) so each family appears once, its header first and
+/// then every tenant's samples: OpenMetrics forbids a family split in two.
+pub fn merge_families(parts: &[String]) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut families: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for part in parts {
+        let mut current = String::new();
+        for line in part.lines().filter(|l| !l.is_empty() && *l != "# EOF") {
+            let header = line
+                .strip_prefix("# HELP ")
+                .or_else(|| line.strip_prefix("# TYPE "))
+                .or_else(|| line.strip_prefix("# UNIT "));
+            if let Some(rest) = header {
+                current = rest.split(' ').next().unwrap_or("").to_owned();
+                let entry = families.entry(current.clone()).or_insert_with(|| {
+                    order.push(current.clone());
+                    (Vec::new(), Vec::new())
+                });
+                if !entry.0.iter().any(|h| h == line) {
+                    entry.0.push(line.to_owned());
+                }
+            } else if let Some(entry) = families.get_mut(&current) {
+                entry.1.push(line.to_owned());
+            }
+        }
+    }
+    let mut out = String::new();
+    for name in order {
+        if let Some((headers, samples)) = families.get(&name) {
+            for line in headers.iter().chain(samples) {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_of_two_tenants_merge_under_one_header() {
+        let render = |id: &str| {
+            let m = Metrics::for_tenant(id);
+            m.sockets.inc();
+            m.observe("presence:join", "ok", Duration::from_millis(1));
+            let mut text = String::new();
+            m.render(&mut text);
+            text
+        };
+        let merged = merge_families(&[render("a"), render("b")]);
+        assert_eq!(merged.matches("# TYPE rtm_sockets_connected gauge").count(), 1, "{merged}");
+        assert!(merged.contains("rtm_sockets_connected{tenant=\"a\"} 1"), "{merged}");
+        assert!(merged.contains("rtm_sockets_connected{tenant=\"b\"} 1"), "{merged}");
+        assert!(!merged.contains("# EOF"));
     }
 }

@@ -1,5 +1,6 @@
-//! A node: builds the store, the Socket.IO layer (local or Redis adapter), the reaper
-//! and the HTTP routes from a [`Config`], serves them, and drains on SIGTERM/SIGINT.
+//! A node: builds the store backend, the Socket.IO layer (local or Redis adapter), the
+//! tenants and the HTTP routes from a [`Config`], serves them, and drains on
+//! SIGTERM/SIGINT.
 
 use std::future::Future;
 use std::io::Write;
@@ -13,35 +14,28 @@ use axum::Router;
 use axum::serve::ListenerExt;
 use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tower_http::cors::CorsLayer;
 
-use crate::app::{self, Ctx};
+use crate::app::SocketMount;
 use crate::backend::RedisBackend;
 use crate::cluster::{self, ClusterAdapter};
 use crate::config::Config;
-use crate::fanout::Fanout;
 use crate::http::{self, HttpState};
-use crate::metrics::Metrics;
-use crate::plugin_bridge::PluginBridge;
-use crate::plugins::{KvBackend, Plugins};
-use crate::presence::batch::{BatchConfig, Batcher};
-use crate::presence::memory::MemoryStore;
-use crate::presence::redis::RedisStore;
+use crate::plugins::SharedEngine;
+use crate::presence::batch::BatchConfig;
+use crate::presence::ids;
 use crate::presence::request::Limits;
-use crate::presence::store::PresenceStore;
-use crate::presence::{Presence, ids, reaper};
 use crate::request_head;
+use crate::tenancy::secret::Secret;
+use crate::tenancy::{BaseSettings, NodeParts, StoreKind, Tenants};
 
 type CloseFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A built node, ready to serve.
 pub struct Node {
     pub router: Router,
-    pub presence: Arc<Presence>,
-    pub plugins: Plugins,
+    pub tenants: Arc<Tenants>,
     pub node_id: String,
-    reaper: JoinHandle<()>,
     close_sockets: CloseFn,
 }
 
@@ -49,16 +43,23 @@ impl Node {
     /// Graceful stop: remove this node's registrations (announcing `leave`), then close
     /// every socket.
     pub async fn drain(self) {
-        self.reaper.abort();
-        self.presence.shutdown().await;
+        self.tenants.shutdown().await;
         (self.close_sockets)().await;
-        self.plugins.shutdown();
     }
 }
 
+/// Why a node could not be built. A tenants file that does not load is the operator's
+/// to fix (exit 2, like any bad setting); the rest are runtime failures.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Tenants(#[from] crate::tenancy::file::FileError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
 /// Builds a node from its configuration (connects to Redis when configured).
-pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
-    let metrics = Arc::new(Metrics::new());
+pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
     let node_id = cfg
         .node_id
         .clone()
@@ -72,39 +73,24 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
     match &cfg.redis_url {
         None => {
             tracing::info!(node = %node_id, "presence store: memory (single node)");
-            let store = Arc::new(MemoryStore::new(cfg.presence_ttl_ms));
             let (layer, io) = builder.build_layer();
-            let ctx = context(
-                cfg,
-                &io,
-                store,
-                KvBackend::memory(),
-                metrics.clone(),
-                &node_id,
-            )
-            .await?;
-            let node = assemble(cfg, &io, layer, &ctx, None, metrics, node_id);
-            app::register(&io, ctx);
-            Ok(node)
+            let mount = SocketMount {
+                io: io.clone(),
+                init: |()| Box::pin(async { Ok(()) }),
+            };
+            let parts = node_parts(cfg, &node_id, StoreKind::Memory)?;
+            let tenants = start_tenants(cfg, parts, Arc::new(mount)).await?;
+            Ok(assemble(cfg, &io, layer, tenants, None, node_id))
         }
         Some(url) => {
             let timeout = Duration::from_millis(cfg.redis_timeout_ms);
             let pool_size = usize::try_from(cfg.redis_pool_size).unwrap_or(4);
             let redis = RedisBackend::connect(url, timeout, pool_size, cfg.tcp_nodelay).await?;
             tracing::info!(node = %node_id, "presence store: redis (multi node)");
-            let redis_store = RedisStore::new(
-                redis.pool.clone(),
-                &cfg.presence_prefix,
-                cfg.presence_ttl_ms,
-            )
-            .await
-            .context("loading presence scripts")?;
-            // Heartbeats and joins from many sockets share script calls.
             let batching = BatchConfig {
                 lanes: pool_size,
                 window: Duration::from_micros(cfg.presence_batch_window_us),
             };
-            let store = Arc::new(Batcher::new(Arc::new(redis_store), batching));
             let adapter = cluster::adapter(
                 &redis,
                 &cfg.presence_prefix,
@@ -114,87 +100,84 @@ pub async fn build(cfg: &Config) -> anyhow::Result<Node> {
             let (layer, io) = builder
                 .with_adapter::<ClusterAdapter<_>>(adapter)
                 .build_layer();
-            let kv = KvBackend::redis(redis.pool.clone(), cfg.presence_prefix.clone());
-            let ctx = context(cfg, &io, store, kv, metrics.clone(), &node_id).await?;
-            let node = assemble(cfg, &io, layer, &ctx, Some(redis), metrics, node_id);
-            app::register(&io, ctx)
-                .await
-                .context("subscribing the cluster adapter")?;
-            Ok(node)
+            let mount = SocketMount {
+                io: io.clone(),
+                init: |init| {
+                    Box::pin(async move {
+                        init.await.context("subscribing the cluster adapter")
+                    })
+                },
+            };
+            let store = StoreKind::Redis {
+                backend: redis.clone(),
+                batching,
+            };
+            let parts = node_parts(cfg, &node_id, store)?;
+            let tenants = start_tenants(cfg, parts, Arc::new(mount)).await?;
+            Ok(assemble(cfg, &io, layer, tenants, Some(redis), node_id))
         }
     }
 }
 
-/// Builds presence and the plugin runtime on top of `io`.
-async fn context<A: Adapter>(
-    cfg: &Config,
-    io: &SocketIo<A>,
-    store: Arc<dyn PresenceStore>,
-    kv: KvBackend,
-    metrics: Arc<Metrics>,
-    node_id: &str,
-) -> anyhow::Result<Arc<Ctx>> {
-    let limits = Limits {
-        max_id_len: usize::try_from(cfg.presence_max_id_len).unwrap_or(128),
-        max_state_bytes: usize::try_from(cfg.presence_max_state_bytes).unwrap_or(4096),
-    };
-    let fanout: Arc<dyn Fanout> = Arc::new(io.clone());
-    let presence = Arc::new(Presence::new(
+/// What every tenant of the node shares.
+fn node_parts(cfg: &Config, node_id: &str, store: StoreKind) -> anyhow::Result<NodeParts> {
+    Ok(NodeParts {
+        node_id: node_id.to_owned(),
         store,
-        fanout.clone(),
-        limits,
-        node_id.to_owned(),
-        Duration::from_millis(cfg.presence_resume_grace_ms),
-    ));
-    let bridge = PluginBridge {
-        fanout,
-        presence: presence.clone(),
+        engine: SharedEngine::new(&cfg.plugins)?,
+        presence_limits: Limits {
+            max_id_len: usize::try_from(cfg.presence_max_id_len).unwrap_or(128),
+            max_state_bytes: usize::try_from(cfg.presence_max_state_bytes).unwrap_or(4096),
+        },
+        ttl_ms: cfg.presence_ttl_ms,
+        prefix: cfg.presence_prefix.clone(),
+        per_tenant_keys: cfg.tenants_file.is_some(),
+        resume_grace: Duration::from_millis(cfg.presence_resume_grace_ms),
+        reaper_interval: Duration::from_millis(cfg.presence_reaper_interval_ms),
+        reaper_lookback: cfg.reaper_lookback(),
+    })
+}
+
+async fn start_tenants(
+    cfg: &Config,
+    parts: NodeParts,
+    mount: Arc<dyn crate::tenancy::Mount>,
+) -> Result<Arc<Tenants>, BuildError> {
+    let base = BaseSettings {
+        limits: cfg.limits.clone(),
+        plugins: cfg.plugins.clone(),
+        auth: cfg.auth.config().map_err(anyhow::Error::msg)?,
     };
-    // Plugins load in the background: the node serves presence meanwhile and `/readyz`
-    // says 503 until every file has been tried (big guests take seconds to compile).
-    let plugins = Plugins::launch(cfg.plugins.clone(), Arc::new(bridge), kv, "default")
-        .context("starting the plugin runtime")?;
-    let observer = plugins.clone();
-    presence.observe(Box::new(move |event| observer.on_presence(event)));
-    Ok(Arc::new(Ctx {
-        presence,
-        plugins,
-        metrics,
-    }))
+    Tenants::start(parts, mount, base, cfg.tenants_file.clone())
+        .await
+        .map_err(|e| match e.downcast::<crate::tenancy::file::FileError>() {
+            Ok(file) => BuildError::Tenants(file),
+            Err(other) => BuildError::Other(other),
+        })
 }
 
 fn assemble<A: Adapter>(
     cfg: &Config,
     io: &SocketIo<A>,
     layer: socketioxide::layer::SocketIoLayer<A>,
-    ctx: &Ctx,
+    tenants: Arc<Tenants>,
     redis: Option<RedisBackend>,
-    metrics: Arc<Metrics>,
     node_id: String,
 ) -> Node {
     let router = http::router(HttpState {
         redis,
-        metrics: metrics.clone(),
-        plugins: ctx.plugins.clone(),
-        admin_token: cfg.admin_token.as_deref().map(Arc::from),
+        tenants: tenants.clone(),
+        admin_token: cfg.admin_token.clone().map(Secret::new).map(Arc::new),
     })
     .layer(layer)
     // Runs before the Socket.IO layer: sessions keep only owned copies of the head.
     .layer(axum::middleware::map_request(request_head::detach))
     .layer(CorsLayer::permissive());
-    let reaper = reaper::spawn(
-        ctx.presence.clone(),
-        Duration::from_millis(cfg.presence_reaper_interval_ms),
-        cfg.reaper_lookback(),
-        metrics.reaped.clone(),
-    );
     let io = io.clone();
     Node {
         router,
-        presence: ctx.presence.clone(),
-        plugins: ctx.plugins.clone(),
+        tenants,
         node_id,
-        reaper,
         close_sockets: Box::new(move || Box::pin(async move { io.close().await })),
     }
 }
@@ -255,7 +238,14 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Builds, binds and serves; prints `rtm-host listening on http://ADDR` once ready.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let node = build(&cfg).await?;
+    let node = match build(&cfg).await {
+        Ok(node) => node,
+        Err(BuildError::Tenants(e)) => {
+            eprintln!("rtm-host: invalid TENANTS_FILE: {e}");
+            std::process::exit(2);
+        }
+        Err(BuildError::Other(e)) => return Err(e),
+    };
     let listener = listen(SocketAddr::new(cfg.bind_addr, cfg.port))
         .with_context(|| format!("binding {}:{}", cfg.bind_addr, cfg.port))?;
     let addr = listener.local_addr().context("reading the bound address")?;

@@ -43,10 +43,15 @@ impl Scrape {
     /// The value of the series of `family` with exactly `labels`; 0 while the series
     /// (or its whole family) does not exist yet: counters and histograms appear at
     /// their first event.
+    /// Every series carries its tenant; the single-tenant host's is `default`.
     fn get(&self, family: &str, labels: &[(&str, &str)]) -> f64 {
+        let mut labels = labels.to_vec();
+        if !labels.iter().any(|(k, _)| *k == "tenant") {
+            labels.push(("tenant", "default"));
+        }
         self.families
             .get(family)
-            .and_then(|(_, series)| series.get(&labels_of(labels)))
+            .and_then(|(_, series)| series.get(&labels_of(&labels)))
             .copied()
             .unwrap_or_default()
     }

@@ -42,6 +42,8 @@ fn join<'a>(
         state,
         owner,
         node: "n1",
+        info: None,
+        max_members: 0,
     }
 }
 
@@ -143,7 +145,7 @@ conformance!(join_creates_then_rejoin_bumps_epoch, |s: Arc<
         s.join(join("c1", "r", "mallory", "s2", None))
             .await
             .unwrap()
-            .is_none()
+            .is_err_and(|r| r == JoinRefusal::Owned)
     );
     // A second member shows up in the snapshot.
     s.join(join("c2", "r", "bob", "s2", None))
@@ -163,6 +165,35 @@ conformance!(join_creates_then_rejoin_bumps_epoch, |s: Arc<
 });
 
 conformance!(
+    a_full_room_takes_no_new_member_but_rejoins_and_info_travel,
+    |s: Arc<dyn PresenceStore>| async move {
+        let info = obj(json!({"name": "Alice"}));
+        let mut first = join("c1", "r", "alice", "s1", None);
+        first.info = Some(&info);
+        first.max_members = 2;
+        let a = s.join(first.clone()).await.unwrap().expect("room has space");
+        assert_eq!(a.registration.info.as_ref(), Some(&info));
+        let mut second = join("c2", "r", "bob", "s2", None);
+        second.max_members = 2;
+        s.join(second).await.unwrap().expect("second member fits");
+        let mut third = join("c3", "r", "carol", "s3", None);
+        third.max_members = 2;
+        assert_eq!(s.join(third).await.unwrap().err(), Some(JoinRefusal::Full));
+        // A re-join of a member is no new member; other rooms are not counted.
+        let again = s.join(first).await.unwrap().expect("re-join of a member");
+        assert_eq!(again.registration.epoch, 2);
+        let mut elsewhere = join("c4", "other", "dave", "s4", None);
+        elsewhere.max_members = 2;
+        s.join(elsewhere).await.unwrap().expect("another room");
+        let room = s.snapshot("r").await.unwrap();
+        assert_eq!(room.len(), 2, "the refused join wrote nothing: {room:?}");
+        let alice = room.iter().find(|r| r.conn_id == "c1").expect("alice");
+        assert_eq!(alice.info.as_ref(), Some(&info), "info is in the snapshot");
+        assert!(room.iter().find(|r| r.conn_id == "c2").expect("bob").info.is_none());
+    }
+);
+
+conformance!(
     join_batch_joins_each_and_shows_each_room_once_whole,
     |s: Arc<dyn PresenceStore>| async move {
         // c9 is owned by another socket: its slot in the batch is refused, the rest proceed.
@@ -179,7 +210,7 @@ conformance!(
         ];
         let results = s.join_batch(&specs).await.unwrap();
         assert_eq!(results.len(), 4);
-        let [Some(a), None, Some(b), Some(c)] = &results[..] else {
+        let [Ok(a), Err(JoinRefusal::Owned), Ok(b), Ok(c)] = &results[..] else {
             panic!("unexpected results: {results:?}");
         };
         assert!(a.created && b.created && c.created);

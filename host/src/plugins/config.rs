@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Plugin runtime settings (`#[command(flatten)]` into the host's CLI).
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, PartialEq, Eq)]
 pub struct PluginConfig {
     /// Directory watched for `*.wasm` plugin components (not recursive; files
     /// starting with `.` are ignored). Unset: no plugins.
@@ -132,6 +132,49 @@ pub struct PluginConfig {
         default_value_t = 1000
     )]
     pub max_instances: u32,
+
+    /// Bytes (keys plus values) one plugin may keep in its kv namespace; a write beyond
+    /// fails `quota_exceeded` and changes nothing.
+    #[arg(
+        long = "plugin-kv-max-bytes",
+        env = "PLUGIN_KV_MAX_BYTES",
+        default_value_t = 67_108_864
+    )]
+    pub kv_max_bytes: u64,
+
+    /// Keys one plugin may keep in its kv namespace (`quota_exceeded` beyond).
+    #[arg(
+        long = "plugin-kv-max-keys",
+        env = "PLUGIN_KV_MAX_KEYS",
+        default_value_t = 100_000
+    )]
+    pub kv_max_keys: u64,
+
+    /// Emits one plugin call may make; the ones beyond fail `quota_exceeded`.
+    #[arg(
+        long = "plugin-emits-per-call",
+        env = "PLUGIN_EMITS_PER_CALL",
+        default_value_t = 1_000
+    )]
+    pub emits_per_call: u32,
+
+    /// Guest log output (log calls, stdout, stderr) kept per call, in bytes; the rest
+    /// is dropped and one note says how much.
+    #[arg(
+        long = "plugin-log-bytes-per-call",
+        env = "PLUGIN_LOG_BYTES_PER_CALL",
+        default_value_t = 65_536
+    )]
+    pub log_bytes_per_call: usize,
+
+    /// Largest reply (ack data) a plugin call may return, in bytes; a bigger one is
+    /// answered `plugin_failed`.
+    #[arg(
+        long = "plugin-reply-max-bytes",
+        env = "PLUGIN_REPLY_MAX_BYTES",
+        default_value_t = 65_536
+    )]
+    pub reply_max_bytes: usize,
 }
 
 impl Default for PluginConfig {
@@ -154,6 +197,11 @@ impl Default for PluginConfig {
             no_cache: false,
             reload_debounce_ms: 100,
             max_instances: 1000,
+            kv_max_bytes: 67_108_864,
+            kv_max_keys: 100_000,
+            emits_per_call: 1_000,
+            log_bytes_per_call: 65_536,
+            reply_max_bytes: 65_536,
         }
     }
 }

@@ -100,6 +100,18 @@ pub(super) async fn event(
                 ))),
             )
         }
+        Ok(Ok(Some(json))) if json.len() > plugin.limits.reply_max_bytes => {
+            tracing::warn!(plugin = plugin.name(), bytes = json.len(), "plugin reply over reply_max_bytes");
+            (
+                Outcome::Failed,
+                Err(DispatchError::PluginFailed(format!(
+                    "plugin {} replied {} bytes, over reply_max_bytes ({})",
+                    plugin.name(),
+                    json.len(),
+                    plugin.limits.reply_max_bytes
+                ))),
+            )
+        }
         Ok(Ok(reply)) => (Outcome::Ok, Ok(reply)),
         Ok(Err(e)) => (
             Outcome::Error,

@@ -42,6 +42,10 @@ impl CallFailure {
 pub(super) struct CallLimits {
     pub cpu_ticks: u64,
     pub memory_bytes: usize,
+    pub emits_per_call: u32,
+    pub log_bytes_per_call: usize,
+    /// Largest reply of an event call (checked by the dispatcher).
+    pub reply_max_bytes: usize,
 }
 
 pub(super) struct Instance {
@@ -70,7 +74,7 @@ impl Instance {
         api: Arc<HostApi>,
         limits: CallLimits,
     ) -> Result<Self, CallFailure> {
-        let mut store = Store::new(pre.engine(), PluginState::new(api, limits.memory_bytes));
+        let mut store = Store::new(pre.engine(), PluginState::new(api, &limits));
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
@@ -103,10 +107,26 @@ impl Instance {
 
     fn arm(&mut self, cpu_ticks: u64) {
         let state = self.store.data_mut();
+        state.budget.reset();
         state.cpu_ticks_left = cpu_ticks;
         state.cpu_exhausted = false;
         self.store.set_epoch_deadline(1);
         self.uses += 1;
+    }
+
+    /// After a call: the note on guest log output that did not fit the call's budget.
+    fn settle(&self) {
+        let state = self.store.data();
+        let dropped = state.budget.dropped();
+        if dropped > 0 {
+            tracing::warn!(
+                target: "rtm::plugin",
+                plugin = &*state.api.plugin,
+                dropped_bytes = dropped,
+                limit = state.budget.log_bytes_per_call(),
+                "guest log output of one call truncated (log_bytes_per_call)"
+            );
+        }
     }
 
     fn failure(&self, err: &wasmtime::Error) -> CallFailure {
@@ -123,7 +143,9 @@ impl Instance {
     pub(super) async fn manifest(&mut self, cpu_ticks: u64) -> Result<PluginManifest, CallFailure> {
         self.arm(cpu_ticks);
         let handler = self.bindings.rtm_plugin_handler();
-        match handler.call_manifest(&mut self.store).await {
+        let result = handler.call_manifest(&mut self.store).await;
+        self.settle();
+        match result {
             Ok(m) => Ok(m),
             Err(e) => Err(self.failure(&e)),
         }
@@ -136,7 +158,9 @@ impl Instance {
     ) -> Result<Result<Option<String>, WitError>, CallFailure> {
         self.arm(cpu_ticks);
         let handler = self.bindings.rtm_plugin_handler();
-        match handler.call_on_event(&mut self.store, ctx).await {
+        let result = handler.call_on_event(&mut self.store, ctx).await;
+        self.settle();
+        match result {
             Ok(r) => Ok(r),
             Err(e) => Err(self.failure(&e)),
         }
@@ -149,7 +173,9 @@ impl Instance {
     ) -> Result<(), CallFailure> {
         self.arm(cpu_ticks);
         let handler = self.bindings.rtm_plugin_handler();
-        match handler.call_on_connect(&mut self.store, socket).await {
+        let result = handler.call_on_connect(&mut self.store, socket).await;
+        self.settle();
+        match result {
             Ok(()) => Ok(()),
             Err(e) => Err(self.failure(&e)),
         }
@@ -163,10 +189,11 @@ impl Instance {
     ) -> Result<(), CallFailure> {
         self.arm(cpu_ticks);
         let handler = self.bindings.rtm_plugin_handler();
-        match handler
+        let result = handler
             .call_on_disconnect(&mut self.store, socket, user)
-            .await
-        {
+            .await;
+        self.settle();
+        match result {
             Ok(()) => Ok(()),
             Err(e) => Err(self.failure(&e)),
         }
@@ -180,7 +207,9 @@ impl Instance {
         self.arm(cpu_ticks);
         let handler = self.bindings.rtm_plugin_handler();
         let event = event_json.to_owned();
-        match handler.call_on_presence(&mut self.store, &event).await {
+        let result = handler.call_on_presence(&mut self.store, &event).await;
+        self.settle();
+        match result {
             Ok(()) => Ok(()),
             Err(e) => Err(self.failure(&e)),
         }

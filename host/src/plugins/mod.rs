@@ -9,6 +9,7 @@
 //! ticks; wall-clock timeout per call; a circuit breaker per plugin version.
 
 mod bindings;
+mod budget;
 mod config;
 mod dispatch;
 mod engine;
@@ -47,6 +48,26 @@ use quarantine::BreakerState;
 use registry::Registry;
 use watcher::{Rejection, Watcher};
 
+/// The one wasmtime engine of a node (its pooling allocator, epoch ticker and compiled
+/// artifact cache), shared by every tenant's runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedEngine {
+    engine: Arc<PluginEngine>,
+    memory_bytes: usize,
+}
+
+impl SharedEngine {
+    /// Builds the engine; `cfg` sizes the pool (instances, and the largest memory any
+    /// tenant may be given: a tenant's `memory_mb` above it is capped to it).
+    pub fn new(cfg: &PluginConfig) -> anyhow::Result<Self> {
+        let engine = PluginEngine::new(cfg).context("starting the plugin engine")?;
+        Ok(Self {
+            engine: Arc::new(engine),
+            memory_bytes: cfg.memory_bytes(),
+        })
+    }
+}
+
 /// The plugin runtime of one tenant. Cheap to clone (one `Arc`).
 #[derive(Clone)]
 pub struct Plugins {
@@ -58,7 +79,7 @@ pub struct Plugins {
 struct Shared {
     cfg: PluginConfig,
     tenant: String,
-    engine: PluginEngine,
+    engine: Arc<PluginEngine>,
     host: Arc<dyn PluginHost>,
     kv: KvBackend,
     limits: CallLimits,
@@ -125,10 +146,32 @@ impl Plugins {
         kv: KvBackend,
         tenant: &str,
     ) -> anyhow::Result<Plugins> {
-        let engine = PluginEngine::new(&cfg).context("starting the plugin engine")?;
+        Self::launch_on(&SharedEngine::new(&cfg)?, cfg, host, kv, tenant)
+    }
+
+    /// [`Plugins::launch`] on a node's shared engine: the tenant's limits (`cfg`) apply
+    /// to its calls, the engine's pool is the node's.
+    pub fn launch_on(
+        shared_engine: &SharedEngine,
+        cfg: PluginConfig,
+        host: Arc<dyn PluginHost>,
+        kv: KvBackend,
+        tenant: &str,
+    ) -> anyhow::Result<Plugins> {
+        let engine = shared_engine.engine.clone();
+        if cfg.memory_bytes() > shared_engine.memory_bytes {
+            tracing::warn!(
+                tenant,
+                memory_mb = cfg.memory_mb,
+                "plugin memory_mb is above the node's PLUGIN_MEMORY_MB pool slots; capped to them"
+            );
+        }
         let limits = CallLimits {
             cpu_ticks: cfg.cpu_ticks(),
-            memory_bytes: cfg.memory_bytes(),
+            memory_bytes: cfg.memory_bytes().min(shared_engine.memory_bytes),
+            emits_per_call: cfg.emits_per_call,
+            log_bytes_per_call: cfg.log_bytes_per_call,
+            reply_max_bytes: cfg.reply_max_bytes,
         };
         let shared = Arc::new(Shared {
             tenant: tenant.to_owned(),

@@ -202,6 +202,8 @@ struct JoinItem {
     state: Option<Map<String, Value>>,
     owner: String,
     node: String,
+    info: Option<Map<String, Value>>,
+    max_members: u64,
 }
 
 impl JoinItem {
@@ -213,6 +215,8 @@ impl JoinItem {
             state: self.state.as_ref(),
             owner: &self.owner,
             node: &self.node,
+            info: self.info.as_ref(),
+            max_members: self.max_members,
         }
     }
 }
@@ -221,7 +225,7 @@ impl JoinItem {
 pub struct Batcher {
     inner: Arc<dyn PresenceStore>,
     heartbeats: Coalescer<TouchItem, Touch>,
-    joins: Coalescer<JoinItem, Option<Joined>>,
+    joins: Coalescer<JoinItem, JoinReply>,
 }
 
 impl Batcher {
@@ -252,7 +256,7 @@ impl Batcher {
 
 #[async_trait]
 impl PresenceStore for Batcher {
-    async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError> {
+    async fn join(&self, spec: JoinSpec<'_>) -> Result<JoinReply, StoreError> {
         let item = JoinItem {
             conn_id: spec.conn_id.to_owned(),
             room_id: spec.room_id.to_owned(),
@@ -260,6 +264,8 @@ impl PresenceStore for Batcher {
             state: spec.state.cloned(),
             owner: spec.owner.to_owned(),
             node: spec.node.to_owned(),
+            info: spec.info.cloned(),
+            max_members: spec.max_members,
         };
         let mut results = self.joins.call(vec![item]).await?;
         results
@@ -267,7 +273,7 @@ impl PresenceStore for Batcher {
             .ok_or_else(|| StoreError::Malformed("join batch without a result".into()))
     }
 
-    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<Option<Joined>>, StoreError> {
+    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinReply>, StoreError> {
         self.inner.join_batch(specs).await
     }
 

@@ -25,6 +25,12 @@ pub enum PresenceError {
     NotJoined(String),
     #[error("epoch {sent} is older than the stored epoch {current}")]
     StaleEpoch { sent: u64, current: u64 },
+    /// A per-socket or per-room quota of the tenant is full.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The socket's token does not allow this (another user, a room outside `rooms`).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -37,6 +43,8 @@ impl PresenceError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::NotJoined(_) => "not_joined",
             Self::StaleEpoch { .. } => "stale_epoch",
+            Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::Forbidden(_) => "forbidden",
             Self::Store(StoreError::Unavailable(_)) | Self::Store(StoreError::Malformed(_)) => {
                 "unavailable"
             }

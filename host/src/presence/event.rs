@@ -32,6 +32,9 @@ pub struct PresenceEvent {
     pub ts: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<Epoch>,
+    /// The member's `info` (from its token), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<Map<String, Value>>,
 }
 
 impl PresenceEvent {
@@ -45,6 +48,7 @@ impl PresenceEvent {
             state: with_state.then(|| reg.state.clone()),
             ts: now_ms(),
             epoch: Some(reg.epoch),
+            info: reg.info.clone(),
         }
     }
 
@@ -58,6 +62,7 @@ impl PresenceEvent {
             state: None,
             ts: now_ms(),
             epoch: r.epoch,
+            info: None,
         }
     }
 

@@ -83,6 +83,12 @@ impl Tables {
         Some(reg)
     }
 
+    /// Registrations indexed in a room, as Redis's `SCARD` counts them (lapsed ones the
+    /// reaper has not removed yet included).
+    fn room_size(&self, room_id: &str) -> u64 {
+        self.rooms.get(room_id).map_or(0, |m| m.len() as u64)
+    }
+
     fn room(&self, room_id: &str, now: i64, ttl: i64) -> Vec<Registration> {
         self.rooms
             .get(room_id)
@@ -95,20 +101,27 @@ impl Tables {
 
 #[async_trait]
 impl PresenceStore for MemoryStore {
-    async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError> {
+    async fn join(&self, spec: JoinSpec<'_>) -> Result<JoinReply, StoreError> {
         let now = now_ms();
         let mut t = self.lock();
         let existing = t.live(spec.conn_id, now, self.ttl_ms).cloned();
         let registration = match existing {
-            Some(old) if old.owner != spec.owner || old.room_id != spec.room_id => return Ok(None),
+            Some(old) if old.owner != spec.owner || old.room_id != spec.room_id => {
+                return Ok(Err(JoinRefusal::Owned));
+            }
             Some(old) => Registration {
                 user_id: spec.user_id.to_owned(),
                 state: spec.state.cloned().unwrap_or(old.state),
                 epoch: old.epoch + 1,
                 last_seen: now,
                 node: spec.node.to_owned(),
+                info: spec.info.cloned(),
                 ..old
             },
+            None if spec.max_members > 0 && t.room_size(spec.room_id) >= spec.max_members =>
+            {
+                return Ok(Err(JoinRefusal::Full));
+            }
             None => Registration {
                 conn_id: spec.conn_id.to_owned(),
                 room_id: spec.room_id.to_owned(),
@@ -116,6 +129,7 @@ impl PresenceStore for MemoryStore {
                 state: spec.state.cloned().unwrap_or_default(),
                 epoch: 1,
                 last_seen: now,
+                info: spec.info.cloned(),
                 owner: spec.owner.to_owned(),
                 node: spec.node.to_owned(),
             },
@@ -123,7 +137,7 @@ impl PresenceStore for MemoryStore {
         let created = registration.epoch == 1;
         t.insert(registration.clone());
         let snapshot = t.room(spec.room_id, now, self.ttl_ms);
-        Ok(Some(Joined {
+        Ok(Ok(Joined {
             created,
             registration,
             snapshot,

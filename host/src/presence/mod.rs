@@ -53,6 +53,16 @@ pub struct Outcome {
     pub events: Vec<PresenceEvent>,
 }
 
+/// What the tenant allows one join: quotas, and the `info` its token carries.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JoinGate<'a> {
+    pub info: Option<&'a serde_json::Map<String, Value>>,
+    /// Rooms a socket may hold at once (0: no limit).
+    pub rooms_per_socket: u32,
+    /// Registrations a room may hold (0: no limit).
+    pub members_per_room: u64,
+}
+
 /// The presence service of one node. Shared as `Arc<Presence>` by the Socket.IO
 /// handlers, the reaper task and the shutdown path.
 pub struct Presence {
@@ -152,8 +162,14 @@ impl Presence {
     }
 
     /// `presence:join`: resume when asked and possible, else join or re-join.
-    pub async fn join(&self, sid: &str, v: &Value) -> Result<Outcome, PresenceError> {
+    pub async fn join(
+        &self,
+        sid: &str,
+        v: &Value,
+        gate: JoinGate<'_>,
+    ) -> Result<Outcome, PresenceError> {
         let req = JoinRequest::parse(v, &self.limits)?;
+        self.check_room_quota(sid, &req.room_id, gate.rooms_per_socket)?;
         if let Some(token) = &req.resume
             && let Some(outcome) = self.resume(sid, &req, &token.conn_id, token.epoch).await?
         {
@@ -169,6 +185,8 @@ impl Presence {
                 state: req.state.as_ref(),
                 owner: sid,
                 node: &self.node,
+                info: gate.info,
+                max_members: gate.members_per_room,
             };
             let joined = match self.store.join(spec).await {
                 Ok(j) => j,
@@ -179,12 +197,24 @@ impl Presence {
                     return Err(e.into());
                 }
             };
-            let Some(joined) = joined else {
-                // Our old registration here was resumed by another socket: start a new one.
-                self.local()
-                    .get_mut(sid)
-                    .map(|rooms| rooms.remove(&req.room_id));
-                continue;
+            let joined = match joined {
+                Ok(joined) => joined,
+                Err(store::JoinRefusal::Owned) => {
+                    // Our old registration here was resumed by another socket: start anew.
+                    self.local()
+                        .get_mut(sid)
+                        .map(|rooms| rooms.remove(&req.room_id));
+                    continue;
+                }
+                Err(store::JoinRefusal::Full) => {
+                    if reserved {
+                        self.forget(sid, &req.room_id);
+                    }
+                    return Err(PresenceError::QuotaExceeded(format!(
+                        "room {} holds its limit of {} members",
+                        req.room_id, gate.members_per_room
+                    )));
+                }
             };
             if !reserved {
                 self.rejoined(sid, &req);
@@ -204,6 +234,22 @@ impl Presence {
         }
         Err(PresenceError::Store(error::StoreError::Malformed(
             "registration kept changing owner".into(),
+        )))
+    }
+
+    /// Refuses a join of a room the socket does not hold yet when it holds `max` already.
+    fn check_room_quota(&self, sid: &str, room: &str, max: u32) -> Result<(), PresenceError> {
+        if max == 0 {
+            return Ok(());
+        }
+        let local = self.local();
+        let rooms = local.get(sid);
+        let held = rooms.map_or(0, HashMap::len);
+        if rooms.is_some_and(|r| r.contains_key(room)) || held < max as usize {
+            return Ok(());
+        }
+        Err(PresenceError::QuotaExceeded(format!(
+            "this socket holds its limit of {max} rooms"
         )))
     }
 
@@ -613,7 +659,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl PresenceStore for FlakyJoins {
-        async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<store::Joined>, StoreError> {
+        async fn join(&self, spec: JoinSpec<'_>) -> Result<store::JoinReply, StoreError> {
             if self.down.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("down".into()));
             }
@@ -662,7 +708,7 @@ mod tests {
         join(&p, "r", "alice").await;
         store.down.store(true, Ordering::SeqCst);
         let failed = p
-            .join("s", &json!({ "roomId": "r", "userId": "bob" }))
+            .join("s", &json!({ "roomId": "r", "userId": "bob" }), JoinGate::default())
             .await;
         assert!(failed.is_err(), "the store refused the re-join");
         // Heartbeats address the registration by this user: it must stay the stored one.
@@ -673,7 +719,7 @@ mod tests {
     }
 
     async fn join(p: &Presence, room: &str, user: &str) {
-        p.join("s", &json!({ "roomId": room, "userId": user }))
+        p.join("s", &json!({ "roomId": room, "userId": user }), JoinGate::default())
             .await
             .expect("join");
     }

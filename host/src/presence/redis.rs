@@ -167,6 +167,7 @@ fn registration(v: Value) -> Result<Registration, StoreError> {
         state: Map::new(),
         epoch: 0,
         last_seen: 0,
+        info: None,
         owner: String::new(),
         node: String::new(),
     };
@@ -183,6 +184,12 @@ fn registration(v: Value) -> Result<Registration, StoreError> {
             "node" => reg.node = text(value)?,
             "epoch" => reg.epoch = u64::try_from(int(value)?).map_err(|_| malformed("epoch"))?,
             "seen" => reg.last_seen = int(value)?,
+            "info" => {
+                reg.info = match serde_json::from_str(&text(value)?) {
+                    Ok(Json::Object(m)) => Some(m),
+                    _ => return Err(malformed("info")),
+                }
+            }
             f if f.starts_with("s:") => {
                 let key: String =
                     serde_json::from_str(&f[2..]).map_err(|_| malformed("state key"))?;
@@ -258,6 +265,8 @@ impl RedisStore {
                 spec.owner.to_owned(),
                 spec.node.to_owned(),
                 if spec.state.is_some() { "1" } else { "0" }.to_owned(),
+                spec.info.map_or_else(String::new, |i| Json::Object(i.clone()).to_string()),
+                spec.max_members.to_string(),
                 spec.state.map_or(0, Map::len).to_string(),
             ]);
             if let Some(state) = spec.state {
@@ -273,7 +282,7 @@ impl RedisStore {
 fn join_batch_reply(
     reply: Value,
     specs: &[JoinSpec<'_>],
-) -> Result<Vec<Option<Joined>>, StoreError> {
+) -> Result<Vec<JoinReply>, StoreError> {
     let mut parts = items(reply)?.into_iter();
     let results = items(parts.next().ok_or_else(|| malformed("join results"))?)?;
     let snapshots = items(parts.next().unwrap_or(Value::Null))?
@@ -289,8 +298,11 @@ fn join_batch_reply(
         .map(|(result, spec)| {
             let result = items(result)?;
             let status = int(result.first().ok_or_else(|| malformed("join status"))?)?;
-            if status < 0 {
-                return Ok(None);
+            match status {
+                -1 => return Ok(Err(JoinRefusal::Owned)),
+                -2 => return Ok(Err(JoinRefusal::Full)),
+                s if s < 0 => return Err(malformed("join status")),
+                _ => {}
             }
             let index = result
                 .get(1)
@@ -307,7 +319,7 @@ fn join_batch_reply(
                 .find(|r| r.conn_id == spec.conn_id)
                 .cloned()
                 .ok_or_else(|| malformed("joined registration missing from its room"))?;
-            Ok(Some(Joined {
+            Ok(Ok(Joined {
                 created: status == 1,
                 registration,
                 snapshot: room.clone(),
@@ -322,12 +334,12 @@ fn snapshot(v: Value) -> Result<Vec<Registration>, StoreError> {
 
 #[async_trait]
 impl PresenceStore for RedisStore {
-    async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError> {
+    async fn join(&self, spec: JoinSpec<'_>) -> Result<JoinReply, StoreError> {
         let mut results = self.join_batch(&[spec]).await?;
         results.pop().ok_or_else(|| malformed("join reply"))
     }
 
-    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<Option<Joined>>, StoreError> {
+    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinReply>, StoreError> {
         if specs.is_empty() {
             return Ok(Vec::new());
         }

@@ -22,6 +22,9 @@ pub struct Registration {
     pub state: Map<String, Value>,
     pub epoch: Epoch,
     pub last_seen: i64,
+    /// What the socket's token says about its user (the `info` claim), shown to others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<Map<String, Value>>,
     #[serde(skip)]
     pub room_id: String,
     /// Socket id that owns the registration; writes from any other socket are fenced.
@@ -42,7 +45,23 @@ pub struct JoinSpec<'a> {
     pub state: Option<&'a Map<String, Value>>,
     pub owner: &'a str,
     pub node: &'a str,
+    /// The token's `info` claim, stored with the registration (`None` clears it).
+    pub info: Option<&'a Map<String, Value>>,
+    /// A new registration is refused when the room already holds this many (0: no limit).
+    pub max_members: u64,
 }
+
+/// Why a join changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinRefusal {
+    /// The registration exists and another socket owns it (it was resumed elsewhere).
+    Owned,
+    /// The room holds `max_members` registrations already.
+    Full,
+}
+
+/// What one join did.
+pub type JoinReply = Result<Joined, JoinRefusal>;
 
 /// A takeover of an existing registration by a reconnected client.
 #[derive(Debug, Clone)]
@@ -131,13 +150,14 @@ pub struct Reaped {
 #[async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
     /// Creates or re-joins a registration (epoch 1, or stored + 1) and returns the room.
-    /// A registration owned by another socket is never overwritten: that is `Ok(None)`.
-    async fn join(&self, spec: JoinSpec<'_>) -> Result<Option<Joined>, StoreError>;
+    /// A registration owned by another socket is never overwritten (`Owned`), and a room
+    /// at `max_members` takes no new one (`Full`).
+    async fn join(&self, spec: JoinSpec<'_>) -> Result<JoinReply, StoreError>;
 
     /// Several joins (of different sockets) as one step, results in order. A store that
     /// has a cheaper batched form overrides it; the snapshot of a room may then already
     /// hold the other registrations of the batch.
-    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<Option<Joined>>, StoreError> {
+    async fn join_batch(&self, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinReply>, StoreError> {
         let mut out = Vec::with_capacity(specs.len());
         for spec in specs {
             out.push(self.join(spec.clone()).await?);

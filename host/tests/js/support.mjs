@@ -24,13 +24,13 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
@@ -512,7 +512,7 @@ export class HostNode {
    * the basics of {@link hostChildEnv}, so a stray REDIS_URL cannot turn a
    * memory test into a Redis one.
    */
-  static async start({ name = 'host', env = {}, readyTimeoutMs = 30_000 } = {}) {
+  static async start({ name = 'host', env = {}, readyTimeoutMs = 30_000, args = [], waitReady } = {}) {
     assertHostBinary();
     const childEnv = hostChildEnv(env, {
       PORT: '0',
@@ -520,10 +520,11 @@ export class HostNode {
       RUST_LOG: process.env.RUST_LOG ?? 'info',
       NO_COLOR: '1',
     });
-    const child = spawn(HOST_BIN, [], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(HOST_BIN, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     liveChildren.add(child);
     const node = new HostNode(name, child);
     node.env = env;
+    node.args = args;
 
     const ready = new Promise((res, rej) => {
       child.stdout.on('data', (chunk) => {
@@ -564,7 +565,8 @@ export class HostNode {
     } finally {
       clearTimeout(timer);
     }
-    if (env.PLUGINS_DIR) {
+    // With a tenants file every tenant's plugins folder loads the same way.
+    if (waitReady ?? Boolean(env.PLUGINS_DIR || env.TENANTS_FILE || args.includes('--tenants-file'))) {
       // Plugins compile in the background after the listener is up; /readyz says when
       // every file has been tried.
       await waitUntil(async () => (await httpStatus(`${node.url}/readyz`).catch(() => 0)) === 200, {
@@ -735,6 +737,21 @@ export class Client {
     /** The {@link HostNode} this socket talks to. */
     this.host = host;
     this.events = new EventLog(socket, label);
+    /** Reasons of every `disconnect` this socket saw (socket.io-client's reason strings). */
+    this.disconnectReasons = [];
+    socket.on('disconnect', (reason) => this.disconnectReasons.push(reason));
+  }
+
+  /**
+   * Waits until the server has disconnected this socket (the socket saw a
+   * `disconnect`); returns the reason. Fails after `timeoutMs`.
+   */
+  async waitDisconnected(timeoutMs = EVENT_TIMEOUT_MS) {
+    await waitUntil(() => this.disconnectReasons.length > 0, {
+      timeoutMs,
+      what: `${this.label} to be disconnected by the server`,
+    });
+    return this.disconnectReasons[0];
   }
 
   get connected() {
@@ -825,13 +842,13 @@ export class Harness {
    * Starts a host. With `redis: true` it uses this harness' Redis, otherwise
    * the in-memory store.
    */
-  async startHost(name, { redis = false, env = {} } = {}) {
+  async startHost(name, { redis = false, env = {}, args, waitReady } = {}) {
     const fullEnv = { ...env };
     if (redis) {
       assert.ok(this.redis, 'startRedis() before starting a Redis-backed host');
       fullEnv.REDIS_URL = this.redis.url;
     }
-    const node = await HostNode.start({ name, env: fullEnv });
+    const node = await HostNode.start({ name, env: fullEnv, args, waitReady });
     this.hosts.push(node);
     if (redis) {
       // "Listening" may precede the first Redis connection; tests start from a ready node.
@@ -852,21 +869,27 @@ export class Harness {
    * Engine.IO connection, and no automatic reconnection: tests decide when
    * a client comes back.
    */
-  open(host, { transport = 'websocket', label = 'client' } = {}) {
-    const socket = io(host.url, {
+  open(host, { transport = 'websocket', label = 'client', namespace, auth, query } = {}) {
+    // Tenants are namespaces (PROTOCOL.md "Tenants"): `/acme` is tenant acme.
+    const nsp = namespace && namespace !== '/' ? namespace : '';
+    const options = {
       transports: [transport],
       forceNew: true,
       reconnection: false,
       timeout: 10_000,
-    });
-    const client = new Client(socket, `${label}@${host.name}/${transport}`, transport, host);
+    };
+    if (auth !== undefined) options.auth = auth;
+    if (query !== undefined) options.query = query;
+    const socket = io(`${host.url}${nsp}`, options);
+    const client = new Client(socket, `${label}@${host.name}${nsp}/${transport}`, transport, host);
+    client.namespace = nsp || '/';
     this.clients.push(client);
     return client;
   }
 
   /** Like {@link open}, but resolves once the socket is connected. */
-  async connect(host, { transport = 'websocket', label = 'client' } = {}) {
-    const client = this.open(host, { transport, label });
+  async connect(host, options = {}) {
+    const client = this.open(host, options);
     const { socket } = client;
     await new Promise((res, rej) => {
       const timer = setTimeout(() => {
@@ -888,6 +911,58 @@ export class Harness {
       socket.once('connect_error', onError);
     });
     return client;
+  }
+
+  /**
+   * Opens a socket like {@link open} and waits for the outcome of its
+   * namespace connect: `{ client }` once connected, or `{ error }` (the
+   * `connect_error`: `error.message`, `error.data`) when the server refused
+   * it. A refused socket is closed at once. Neither within 10 s fails.
+   */
+  async tryConnect(host, options = {}) {
+    const client = this.open(host, options);
+    const { socket } = client;
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        socket.off('connect', onConnect);
+        socket.off('connect_error', onError);
+        rej(new Error(`${client.label}: neither connect nor connect_error within 10 s`));
+      }, 10_000);
+      const onConnect = () => {
+        clearTimeout(timer);
+        socket.off('connect_error', onError);
+        res({ client });
+      };
+      const onError = (error) => {
+        clearTimeout(timer);
+        socket.off('connect', onConnect);
+        socket.disconnect();
+        res({ error, client });
+      };
+      socket.once('connect', onConnect);
+      socket.once('connect_error', onError);
+    });
+  }
+
+  /**
+   * A connect that the server must refuse: resolves with the `connect_error`
+   * (after asserting its message is `message`, when given, and that its
+   * `data`, where the transport carries one, names the same code). A socket
+   * that connects instead fails the test.
+   */
+  async refused(host, options = {}, message = undefined) {
+    const { client, error } = await this.tryConnect(host, options);
+    if (!error) {
+      client.close();
+      assert.fail(`${client.label}: expected the connect to be refused${message ? ` with ${message}` : ''}, but it connected`);
+    }
+    if (message !== undefined) {
+      assert.equal(error.message, message, `${client.label}: connect_error message (data: ${show(error.data)})`);
+      if (error.data !== undefined && error.data !== null && typeof error.data === 'object' && 'code' in error.data) {
+        assert.equal(error.data.code, message, `${client.label}: connect_error data.code: ${show(error.data)}`);
+      }
+    }
+    return error;
   }
 
   /**
@@ -927,12 +1002,16 @@ export class Harness {
    * The marker leaves again (its `leave` arrives later), so snapshots taken
    * afterwards do not list it.
    */
-  async barrier(roomId, { nodes, observers, after = [], timeoutMs = BARRIER_TIMEOUT_MS }) {
+  async barrier(roomId, { nodes, observers, after = [], timeoutMs = BARRIER_TIMEOUT_MS, marker: markerSpec = {} }) {
     assert.ok(nodes.length > 0 && observers.length > 0, 'barrier: at least one node and one observer');
     await Promise.all(after.map((client) => client.sync()));
     for (const node of nodes) {
-      const marker = await this.connect(node, { label: 'barrier-marker' });
-      const { self } = await marker.join(roomId, uid('barrier-marker'));
+      // `marker` (an object, or a function of the node) may name the marker's tenant
+      // namespace, its auth and its userId (which must match the token's `sub`).
+      const { userId = uid('barrier-marker'), ...connectOptions } =
+        typeof markerSpec === 'function' ? markerSpec(node) : markerSpec;
+      const marker = await this.connect(node, { label: 'barrier-marker', ...connectOptions });
+      const { self } = await marker.join(roomId, userId);
       await Promise.all(observers.map((o) => o.events.waitFor({ type: 'join', connId: self.connId }, timeoutMs)));
       await marker.ok('presence:leave', { roomId });
       marker.close();
@@ -1093,4 +1172,212 @@ export function metricValue(text, name, labels = {}) {
     if (Object.entries(labels).every(([k, v]) => have[k] === String(v))) return Number(m[3]);
   }
   return undefined;
+}
+
+// ---------------------------------------------------------------------------
+// tenants, auth and limits (added for tenancy/auth/limits.test.mjs)
+// ---------------------------------------------------------------------------
+
+/**
+ * Spawns a host that is expected to refuse to start (a bad tenants file):
+ * resolves with `{ code, signal, stdout, stderr }` once it has exited and
+ * its output is drained. A host still running after `timeoutMs` is killed
+ * and fails the test (it started when it should not have).
+ */
+export async function runHostUntilExit({ env = {}, args = [], timeoutMs = 20_000 } = {}) {
+  assertHostBinary();
+  const childEnv = hostChildEnv(env, {
+    PORT: '0',
+    BIND_ADDR: '127.0.0.1',
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    NO_COLOR: '1',
+  });
+  const child = spawn(HOST_BIN, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk.toString();
+  });
+  let timer;
+  try {
+    return await new Promise((res, rej) => {
+      child.once('error', (err) => rej(new Error(`cannot spawn ${HOST_BIN}: ${err.message}`)));
+      // 'close': the process exited and its stdio is drained.
+      child.once('close', (code, signal) => {
+        liveChildren.delete(child);
+        res({ code, signal, stdout, stderr });
+      });
+      timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        rej(new Error(`rtm-host still running after ${timeoutMs} ms (expected it to exit)\nstdout:\n${stdout}\nstderr:\n${stderr.slice(-4000)}`));
+      }, timeoutMs);
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** One TOML value: strings (JSON escapes are valid TOML basic-string escapes), numbers, booleans, arrays. */
+export function tomlValue(value) {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') {
+    assert.ok(Number.isFinite(value), `tomlValue: ${value} is not a finite number`);
+    return String(value);
+  }
+  if (typeof value === 'boolean') return String(value);
+  if (Array.isArray(value)) return `[${value.map(tomlValue).join(', ')}]`;
+  throw new Error(`tomlValue: cannot write ${show(value)}`);
+}
+
+const isTable = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function tomlPairs(table) {
+  return Object.entries(table)
+    .filter(([, v]) => v !== undefined && !isTable(v))
+    .map(([k, v]) => `${k} = ${tomlValue(v)}`);
+}
+
+/**
+ * The text of a tenants file (PROTOCOL.md "Tenants"):
+ * `{ defaults: { limits: {...}, plugins: {...} }, tenants: [{ id, plugins_dir,
+ * api_keys, auth: {...}, limits: {...}, plugins: {...}, webhook: {...} }] }`;
+ * a tenant's plain-object values become its `[tenant.<key>]` sub-tables.
+ */
+export function tenantsToml({ defaults = {}, tenants = [] } = {}) {
+  const lines = ['# tenants file written by host/tests/js'];
+  for (const [name, table] of Object.entries(defaults)) {
+    lines.push('', `[defaults.${name}]`, ...tomlPairs(table));
+  }
+  for (const tenant of tenants) {
+    const { id, ...rest } = tenant;
+    lines.push('', '[[tenant]]', ...tomlPairs({ id, ...rest }));
+    for (const [name, table] of Object.entries(rest)) {
+      if (isTable(table)) lines.push(`[tenant.${name}]`, ...tomlPairs(table));
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Writes a tenants file (`spec` for {@link tenantsToml}, or raw text). By
+ * default the new content is written under a hidden temporary name in the
+ * same folder and renamed over the file (what editors and config managers
+ * do, and never a half-written file); `{ inPlace: true }` rewrites the file
+ * itself instead.
+ */
+export function writeTenantsFile(path, spec, { inPlace = false } = {}) {
+  const text = typeof spec === 'string' ? spec : tenantsToml(spec);
+  if (inPlace) {
+    writeFileSync(path, text);
+  } else {
+    const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(3).toString('hex')}.tmp`);
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  }
+  return text;
+}
+
+/** `GET /admin/tenants` of a host. */
+export function tenantsView(host) {
+  return getJson(`${host.url}/admin/tenants`);
+}
+
+/** The `/admin/tenants` entry of tenant `id`, or undefined. */
+export async function tenantView(host, id) {
+  const view = await tenantsView(host);
+  assert.ok(Array.isArray(view.tenants), `/admin/tenants must list tenants: ${show(view)}`);
+  return view.tenants.find((t) => t.id === id);
+}
+
+/**
+ * Waits until `host` counts exactly `n` sockets of tenant `id`
+ * (`/admin/tenants` `connections`, and `connectionsCluster` too when
+ * `cluster` is given). A refused or closed socket that stays counted never
+ * gets there.
+ */
+export async function waitConnections(host, id, n, { cluster, timeoutMs = EVENT_TIMEOUT_MS * 2 } = {}) {
+  let last;
+  await waitUntil(
+    async () => {
+      last = await tenantView(host, id);
+      return last !== undefined && last.connections === n && (cluster === undefined || last.connectionsCluster === cluster);
+    },
+    {
+      timeoutMs,
+      what: () => `${host.name} to count ${n} connection(s) of tenant ${id}${cluster === undefined ? '' : ` (${cluster} cluster-wide)`} (last: ${show(last)})`,
+    },
+  );
+  return last;
+}
+
+// --- JWT (signed here with node:crypto only; no JWT library) ---
+
+/** base64url of a string or Buffer, unpadded (RFC 7515). */
+export function base64url(input) {
+  return Buffer.from(input).toString('base64url');
+}
+
+/** Seconds since the epoch (the unit of `exp`, `nbf`, `iat`). */
+export function nowSeconds() {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * A compact JWS: `header.claims.signature`. `alg` goes into the header and
+ * picks the signature unless `signWith` says otherwise (to forge mismatches):
+ * `HS256` (key: the secret, string or Buffer), `RS256` / `ES256` / `EdDSA`
+ * (key: a private KeyObject; ES256 signatures are raw r||s, `dsaEncoding:
+ * 'der'` forges the wrong encoding), `none` (empty signature).
+ */
+export function signJwt(claims, { alg = 'HS256', key, kid, header = {}, signWith = alg, dsaEncoding = 'ieee-p1363' } = {}) {
+  const head = { alg, typ: 'JWT', ...(kid === undefined ? {} : { kid }), ...header };
+  const input = `${base64url(JSON.stringify(head))}.${base64url(typeof claims === 'string' ? claims : JSON.stringify(claims))}`;
+  let signature;
+  switch (signWith) {
+    case 'none':
+      signature = Buffer.alloc(0);
+      break;
+    case 'HS256':
+      signature = createHmac('sha256', key).update(input).digest();
+      break;
+    case 'RS256':
+      signature = cryptoSign('sha256', Buffer.from(input), key);
+      break;
+    case 'ES256':
+      signature = cryptoSign('sha256', Buffer.from(input), { key, dsaEncoding });
+      break;
+    case 'EdDSA':
+      signature = cryptoSign(null, Buffer.from(input), key);
+      break;
+    default:
+      throw new Error(`signJwt: unsupported alg ${signWith}`);
+  }
+  return `${input}.${base64url(signature)}`;
+}
+
+/**
+ * A fresh signing key: `kind` `rsa` (RS256, 2048 bits), `ec` (ES256, P-256)
+ * or `ed25519` (EdDSA). Returns the private and public KeyObjects, the
+ * public key as SPKI PEM (for `public_key_pem`), as a JWK carrying `kid`
+ * (for a JWKS), and `sign(claims, opts)`.
+ */
+export function makeKeyPair(kind, kid = uid(`${kind}-key`)) {
+  const alg = { rsa: 'RS256', ec: 'ES256', ed25519: 'EdDSA' }[kind];
+  assert.ok(alg, `makeKeyPair: unknown kind ${kind}`);
+  const options = kind === 'rsa' ? { modulusLength: 2048 } : kind === 'ec' ? { namedCurve: 'P-256' } : undefined;
+  const { privateKey, publicKey } = generateKeyPairSync(kind, options);
+  return {
+    kind,
+    alg,
+    kid,
+    privateKey,
+    publicKey,
+    publicPem: publicKey.export({ type: 'spki', format: 'pem' }),
+    jwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' },
+    sign: (claims, opts = {}) => signJwt(claims, { alg, key: privateKey, kid, ...opts }),
+  };
 }

@@ -27,6 +27,15 @@ fn allowed<'a>(
     payload: &str,
 ) -> Result<&'a LiveApi, WitError> {
     let api = state.api.get()?;
+    if !state.budget.take_emit() {
+        return Err(WitError::new(
+            "quota_exceeded",
+            format!(
+                "this call made its {} emits (emits_per_call)",
+                state.budget.emits_per_call()
+            ),
+        ));
+    }
     if !api.manifest.declares(event) {
         return Err(WitError::new(
             "forbidden",

@@ -20,6 +20,8 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::{self, WitError};
+use super::budget::CallBudget;
+use super::instance::CallLimits;
 use super::kv::KvNamespace;
 use super::limits::MemoryLimiter;
 use super::manifest::Manifest;
@@ -152,6 +154,8 @@ pub(super) struct PluginState {
     table: ResourceTable,
     pub limits: MemoryLimiter,
     pub api: Arc<HostApi>,
+    /// Emits and log bytes the current call may still spend.
+    pub budget: Arc<CallBudget>,
     /// Epoch ticks the current call may still run; see `instance.rs`.
     pub cpu_ticks_left: u64,
     /// Set when the epoch callback stopped the guest for exhausting its CPU budget.
@@ -160,22 +164,27 @@ pub(super) struct PluginState {
 
 impl PluginState {
     /// A sandbox with no files, no network, no environment, no arguments and
-    /// stdout/stderr going to tracing; memory capped at `memory_bytes`.
-    pub(super) fn new(api: Arc<HostApi>, memory_bytes: usize) -> Self {
+    /// stdout/stderr going to tracing; memory, emits and log output capped by `limits`.
+    pub(super) fn new(api: Arc<HostApi>, limits: &CallLimits) -> Self {
+        let budget = Arc::new(CallBudget::new(
+            limits.emits_per_call,
+            limits.log_bytes_per_call,
+        ));
+        let pipe = |stream| stdio::LogPipe::new(api.plugin.clone(), stream, budget.clone());
         let wasi = WasiCtxBuilder::new()
-            .stdout(stdio::LogPipe::new(api.plugin.clone(), "stdout"))
-            .stderr(stdio::LogPipe::new(api.plugin.clone(), "stderr"))
+            .stdout(pipe("stdout"))
+            .stderr(pipe("stderr"))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
-        let limits = MemoryLimiter::new(memory_bytes);
         PluginState {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limits: MemoryLimiter::new(limits.memory_bytes),
             api,
+            budget,
             cpu_ticks_left: 0,
             cpu_exhausted: false,
         }

@@ -11,6 +11,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
+use super::super::budget::CallBudget;
+
 /// Longest line kept; the rest of a longer line is cut and logged separately.
 const MAX_LINE_BYTES: usize = 4096;
 
@@ -20,14 +22,16 @@ pub(super) struct LogPipe {
     plugin: Arc<str>,
     stream: &'static str,
     line: Arc<Mutex<Vec<u8>>>,
+    budget: Arc<CallBudget>,
 }
 
 impl LogPipe {
-    pub(super) fn new(plugin: Arc<str>, stream: &'static str) -> Self {
+    pub(super) fn new(plugin: Arc<str>, stream: &'static str, budget: Arc<CallBudget>) -> Self {
         LogPipe {
             plugin,
             stream,
             line: Arc::new(Mutex::new(Vec::new())),
+            budget,
         }
     }
 
@@ -37,7 +41,10 @@ impl LogPipe {
         tracing::info!(target: "rtm::plugin::stdio", plugin = &*self.plugin, stream = self.stream, "{text}");
     }
 
-    fn write_bytes(&self, mut bytes: &[u8]) {
+    fn write_bytes(&self, bytes: &[u8]) {
+        // What does not fit the call's log budget is dropped here (the call's end
+        // logs one note saying how much).
+        let mut bytes = &bytes[..self.budget.take_log(bytes.len())];
         let mut line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
         while !bytes.is_empty() {
             match bytes.iter().position(|b| *b == b'\n') {

@@ -1,22 +1,26 @@
 -- Join or re-join many registrations (of different sockets) in one step.
 -- KEYS: seen zset, then per join its conn hash and its room set.
 -- ARGV: prefix, ttl_ms, then per join: id, room, user, owner, node, replace_state
--- ('1'/'0'), n, then n state field/value pairs.
+-- ('1'/'0'), info (JSON, '' for none), max_members ('0': no limit), n, then n state
+-- field/value pairs.
 -- Returns {results, snapshots}: results[j] is {-1} when another socket owns that
--- registration, else {created, s}; snapshots[s] is the room as it stands after every
--- join of the batch, read once per room (the joiner's own registration is in it).
+-- registration, {-2} when it is new and its room already holds max_members, else
+-- {created, s}; snapshots[s] is the room as it stands after every join of the batch,
+-- read once per room (the joiner's own registration is in it).
 local now = now_ms()
 local results, snapshots, rooms = {}, {}, {}
 local a = 3
 for j = 1, (#KEYS - 1) / 2 do
   local hkey, rkey = KEYS[2 * j], KEYS[2 * j + 1]
   local id, room, user, owner, node = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local replace, first = ARGV[a + 5], a + 7
-  a = first + 2 * tonumber(ARGV[a + 6])
+  local replace, info, max_members, first = ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]), a + 9
+  a = first + 2 * tonumber(ARGV[a + 8])
   local cur = redis.call('HMGET', hkey, 'owner', 'room', 'user', 'epoch')
   local epoch, created = 1, 1
   if cur[4] and (cur[1] ~= owner or cur[2] ~= room) then
     results[j] = {-1}
+  elseif not cur[4] and max_members > 0 and redis.call('SCARD', rkey) >= max_members then
+    results[j] = {-2}
   else
     if cur[4] then
       epoch, created = tonumber(cur[4]) + 1, 0
@@ -25,6 +29,7 @@ for j = 1, (#KEYS - 1) / 2 do
     end
     redis.call('HSET', hkey, 'id', id, 'room', room, 'user', user, 'owner', owner,
       'node', node, 'epoch', epoch)
+    if info == '' then redis.call('HDEL', hkey, 'info') else redis.call('HSET', hkey, 'info', info) end
     for i = first, a - 1, 2 do redis.call('HSET', hkey, ARGV[i], ARGV[i + 1]) end
     redis.call('PEXPIRE', hkey, ARGV[2])
     redis.call('SADD', rkey, id)

@@ -203,8 +203,16 @@ fn on_connect<A: Adapter>(socket: SocketRef<A>, tenant: Arc<Tenant>, session: Ar
             let job = async move {
                 if allowed {
                     let sid = s.id.to_string();
-                    custom_event(&custom_tenant, &custom_session, &sid, event, payload, ack, started)
-                        .await;
+                    custom_event(
+                        &custom_tenant,
+                        &custom_session,
+                        &sid,
+                        event,
+                        payload,
+                        ack,
+                        started,
+                    )
+                    .await;
                 } else {
                     rate_limited(&custom_tenant, "custom", ack, started);
                 }
@@ -267,13 +275,20 @@ fn error_ack(code: &str, message: &str) -> Value {
     json!({ "ok": false, "error": { "code": code, "message": message } })
 }
 
-fn rate_limited<A: Adapter>(tenant: &Tenant, op: &'static str, ack: AckSender<A>, started: Instant) {
+fn rate_limited<A: Adapter>(
+    tenant: &Tenant,
+    op: &'static str,
+    ack: AckSender<A>,
+    started: Instant,
+) {
     let body = error_ack(
         "rate_limited",
         "over this socket's events_per_second; nothing was done",
     );
     send_ack(ack, &body, "");
-    tenant.metrics().observe(op, "rate_limited", started.elapsed());
+    tenant
+        .metrics()
+        .observe(op, "rate_limited", started.elapsed());
 }
 
 /// A join under auth: the user is the token's `sub`, the room must be one it allows.
@@ -346,9 +361,7 @@ async fn custom_event<A: Adapter>(
 ) {
     let call = EventCall {
         socket: sid.to_owned(),
-        user: session
-            .user()
-            .or_else(|| tenant.presence().user_of(sid)),
+        user: session.user().or_else(|| tenant.presence().user_of(sid)),
         event,
         payload_json: payload.to_string(),
     };

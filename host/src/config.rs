@@ -252,7 +252,14 @@ fn exit_invalid(msg: &str) -> ! {
 /// environment of every host they spawn, so a `REDIS_URL` in the shell can never point
 /// a test host at a shared Redis.
 pub fn is_host_setting(key: &str) -> bool {
-    const PREFIXES: [&str; 6] = ["REDIS_", "PRESENCE_", "PLUGIN_", "SOCKETIO_", "LIMIT_", "AUTH_"];
+    const PREFIXES: [&str; 6] = [
+        "REDIS_",
+        "PRESENCE_",
+        "PLUGIN_",
+        "SOCKETIO_",
+        "LIMIT_",
+        "AUTH_",
+    ];
     const NAMES: [&str; 11] = [
         "PORT",
         "TCP_NODELAY",

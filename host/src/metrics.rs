@@ -144,9 +144,19 @@ mod tests {
             text
         };
         let merged = merge_families(&[render("a"), render("b")]);
-        assert_eq!(merged.matches("# TYPE rtm_sockets_connected gauge").count(), 1, "{merged}");
-        assert!(merged.contains("rtm_sockets_connected{tenant=\"a\"} 1"), "{merged}");
-        assert!(merged.contains("rtm_sockets_connected{tenant=\"b\"} 1"), "{merged}");
+        assert_eq!(
+            merged.matches("# TYPE rtm_sockets_connected gauge").count(),
+            1,
+            "{merged}"
+        );
+        assert!(
+            merged.contains("rtm_sockets_connected{tenant=\"a\"} 1"),
+            "{merged}"
+        );
+        assert!(
+            merged.contains("rtm_sockets_connected{tenant=\"b\"} 1"),
+            "{merged}"
+        );
         assert!(!merged.contains("# EOF"));
     }
 }

@@ -103,13 +103,11 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             let mount = SocketMount {
                 io: io.clone(),
                 init: |init| {
-                    Box::pin(async move {
-                        init.await.context("subscribing the cluster adapter")
-                    })
+                    Box::pin(async move { init.await.context("subscribing the cluster adapter") })
                 },
             };
             let store = StoreKind::Redis {
-                backend: redis.clone(),
+                backend: Box::new(redis.clone()),
                 batching,
             };
             let parts = node_parts(cfg, &node_id, store)?;
@@ -238,6 +236,19 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Builds, binds and serves; prints `rtm-host listening on http://ADDR` once ready.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    // A tenants file that does not load is the one line this process prints (exit 2),
+    // before anything else is logged.
+    if let Some(path) = &cfg.tenants_file {
+        let base = crate::tenancy::file::Base {
+            limits: &cfg.limits,
+            plugins: &cfg.plugins,
+            env: &crate::tenancy::secret::process_env,
+        };
+        if let Err(e) = crate::tenancy::file::load(path, &base) {
+            eprintln!("rtm-host: invalid TENANTS_FILE: {e}");
+            std::process::exit(2);
+        }
+    }
     let node = match build(&cfg).await {
         Ok(node) => node,
         Err(BuildError::Tenants(e)) => {

@@ -75,6 +75,9 @@ impl Session {
 
     /// Takes one event from the bucket; false when the socket is over its rate.
     pub fn allow_event(&self, limits: &ClientLimits) -> bool {
+        if limits.events_per_second == 0 {
+            return true;
+        }
         let mut b = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
         if b.per_second != limits.events_per_second || b.burst != limits.events_burst {
             *b = bucket(limits.events_per_second, limits.events_burst);
@@ -110,7 +113,8 @@ impl Session {
 /// How long until the Unix time `exp` (seconds).
 fn until(exp: u64) -> Duration {
     let at = UNIX_EPOCH + Duration::from_secs(exp);
-    at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    at.duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -137,17 +141,22 @@ mod tests {
         assert!((0..3).all(|_| s.allow_event(&limits)));
         assert!(!s.allow_event(&limits), "over the burst");
         limits.events_burst = 10;
-        assert!(s.allow_event(&limits), "a raised limit applies to the next event");
+        assert!(
+            s.allow_event(&limits),
+            "a raised limit applies to the next event"
+        );
     }
 
     #[tokio::test]
     async fn expiry_fires_after_exp_and_never_after_close() {
         let s = session(&ClientLimits::default());
-        assert!(!tokio::time::timeout(Duration::from_secs(5), async {
-            s.close();
-            s.expired().await
-        })
-        .await
-        .expect("close ends the wait"));
+        assert!(
+            !tokio::time::timeout(Duration::from_secs(5), async {
+                s.close();
+                s.expired().await
+            })
+            .await
+            .expect("close ends the wait")
+        );
     }
 }

@@ -171,7 +171,11 @@ conformance!(
         let mut first = join("c1", "r", "alice", "s1", None);
         first.info = Some(&info);
         first.max_members = 2;
-        let a = s.join(first.clone()).await.unwrap().expect("room has space");
+        let a = s
+            .join(first.clone())
+            .await
+            .unwrap()
+            .expect("room has space");
         assert_eq!(a.registration.info.as_ref(), Some(&info));
         let mut second = join("c2", "r", "bob", "s2", None);
         second.max_members = 2;
@@ -189,7 +193,13 @@ conformance!(
         assert_eq!(room.len(), 2, "the refused join wrote nothing: {room:?}");
         let alice = room.iter().find(|r| r.conn_id == "c1").expect("alice");
         assert_eq!(alice.info.as_ref(), Some(&info), "info is in the snapshot");
-        assert!(room.iter().find(|r| r.conn_id == "c2").expect("bob").info.is_none());
+        assert!(
+            room.iter()
+                .find(|r| r.conn_id == "c2")
+                .expect("bob")
+                .info
+                .is_none()
+        );
     }
 );
 

@@ -5,6 +5,7 @@
  */
 import {
   RealtimeMessageClient,
+  decodeTokenPayload,
   isRtmError,
   type ChatEmits,
   type ChatListens,
@@ -28,6 +29,8 @@ const ui = {
   serverUrl: byId('server-url', HTMLInputElement),
   roomId: byId('room-id', HTMLInputElement),
   userId: byId('user-id', HTMLInputElement),
+  tenant: byId('tenant', HTMLInputElement),
+  token: byId('token', HTMLInputElement),
   joinBtn: byId('join-btn', HTMLButtonElement),
   leaveBtn: byId('leave-btn', HTMLButtonElement),
   self: byId('self', HTMLParagraphElement),
@@ -47,6 +50,8 @@ const params = new URLSearchParams(location.search);
 ui.serverUrl.value = params.get('server') ?? 'http://localhost:3000';
 ui.roomId.value = params.get('room') ?? 'lobby';
 ui.userId.value = params.get('user') ?? `user-${Math.random().toString(36).slice(2, 6)}`;
+ui.tenant.value = params.get('tenant') ?? '';
+ui.token.value = params.get('token') ?? '';
 
 let client: Client | undefined;
 let currentRoom: string | undefined;
@@ -83,7 +88,7 @@ function setJoined(joined: boolean): void {
   ui.leaveBtn.disabled = !joined;
   ui.patchBtn.disabled = !joined;
   ui.chatSend.disabled = !joined;
-  for (const input of [ui.serverUrl, ui.roomId, ui.userId]) input.disabled = joined;
+  for (const input of [ui.serverUrl, ui.roomId, ui.userId, ui.tenant, ui.token]) input.disabled = joined;
 }
 
 function renderRoster(members: ReadonlyMap<string, PresenceMember>): void {
@@ -182,12 +187,21 @@ async function join(): Promise<void> {
     return;
   }
   const roomId = ui.roomId.value.trim();
+  const tenant = ui.tenant.value.trim();
+  const token = ui.token.value.trim();
+  // With auth on, the server takes the user from the token's `sub`; any other userId is forbidden.
+  const sub = token === '' ? undefined : decodeTokenPayload(token)?.['sub'];
+  if (typeof sub === 'string') ui.userId.value = sub;
   const userId = ui.userId.value.trim();
   ui.joinBtn.disabled = true;
   const next = createClient();
   client = next;
   try {
-    await next.connect(ui.serverUrl.value.trim(), { connectTimeoutMs: 10_000 });
+    await next.connect(ui.serverUrl.value.trim(), {
+      connectTimeoutMs: 10_000,
+      ...(tenant === '' ? {} : { tenant }),
+      ...(token === '' ? {} : { token }),
+    });
     currentRoom = roomId;
     const snapshot = await next.join(roomId, userId, state);
     logEvent('joined', `${roomId} as ${snapshot.self.connId}, ${snapshot.members.length} member(s)`);

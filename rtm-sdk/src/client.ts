@@ -1,3 +1,4 @@
+import { refreshDelayMs, tokenExpiry, type TokenProvider } from './auth.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { RtmError, isProtocolErrorCode, isRtmError, type RtmErrorCode } from './errors.js';
 import {
@@ -6,6 +7,7 @@ import {
   parseHeartbeatAck,
   parseJoinAck,
   parsePresenceEvent,
+  parseRefreshAck,
   parseSnapshotAck,
   unwrapAck,
   type JoinRequest,
@@ -17,6 +19,7 @@ import {
 import { Roster } from './roster.js';
 import {
   defaultSocketFactory,
+  namespaceUrl,
   type SocketFactory,
   type SocketIoOptions,
   type SocketLike,
@@ -56,6 +59,26 @@ export interface ConnectOptions {
   readonly connectTimeoutMs?: number;
   /** Reconnection back-off, or `false` to stay closed after the first drop. */
   readonly reconnect?: BackoffOptions | false;
+  /**
+   * A JWT for a host (tenant) with auth on, sent in the handshake as
+   * `auth: { token }`. A static token cannot be refreshed: when it expires the
+   * server drops the socket and the reconnect is refused with `unauthorized`.
+   * Use {@link ConnectOptions.getToken} for long-lived clients.
+   */
+  readonly token?: string;
+  /**
+   * Where tokens come from: called before the first handshake, before every
+   * reconnect (so a reconnect never reuses an expired token) and to refresh
+   * the token some margin before its `exp` (`auth:refresh`). May return a
+   * promise. A throwing/rejecting `getToken` closes the client with
+   * `unauthorized` (the thrown value is the `cause`). Not with `token`.
+   */
+  readonly getToken?: TokenProvider;
+  /**
+   * Tenant id: connects to namespace `/<tenant>` of `url`. The same as
+   * putting the namespace in the URL (`https://host/acme`), which also works.
+   */
+  readonly tenant?: string;
   /** Passed through to socket.io-client (auth, path, extraHeaders, transports...). */
   readonly socketOptions?: SocketIoOptions;
   /** Replaces socket.io-client, for tests. */
@@ -114,8 +137,53 @@ const BUILTIN_EVENTS: ReadonlySet<string> = new Set<ClientEventName>([
   'presence',
   'roster',
   'rejoined',
+  'tokenRefreshed',
   'error',
 ]);
+
+/** The longest delay setTimeout honours (2^31 - 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Refresh failures worth another try while the current token is still valid. */
+const REFRESH_RETRY_CODES: ReadonlySet<RtmErrorCode> = new Set<RtmErrorCode>([
+  'timeout',
+  'rate_limited',
+  'unavailable',
+]);
+
+function checkToken(token: unknown, source: string): string {
+  if (typeof token !== 'string' || token === '') {
+    throw new TypeError(`${source} must be a non-empty string, got ${typeof token}`);
+  }
+  return token;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Calls a token provider, turning a throw into a rejection. */
+function callProvider(getToken: TokenProvider): Promise<string> {
+  try {
+    return Promise.resolve(getToken()).then((token) => checkToken(token, 'getToken() result'));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * The code of a refused handshake: the protocol code in `data.code` or in
+ * the message (PROTOCOL.md: the message is the code), socket.io's own
+ * "Invalid namespace" (no such tenant), or `protocol_error` for anything else.
+ */
+function refusalCode(error: unknown, message: string): { code: RtmErrorCode; serverCode?: string } {
+  const data = isObject(error) ? error['data'] : undefined;
+  const fromData = isObject(data) ? data['code'] : undefined;
+  if (isProtocolErrorCode(fromData)) return { code: fromData };
+  if (isProtocolErrorCode(message)) return { code: message };
+  if (message === 'Invalid namespace') return { code: 'invalid_namespace' };
+  return { code: 'protocol_error', serverCode: message };
+}
 
 function positive(name: string, value: number): number {
   if (!Number.isFinite(value) || value <= 0) {
@@ -173,6 +241,19 @@ export class RealtimeMessageClient<
   private heartbeatInFlight = false;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** Set with the `getToken` option: tokens can then be refreshed. */
+  private getToken: TokenProvider | undefined;
+  /** The token sent in the latest handshake (getToken only). */
+  private handshakeToken: string | undefined;
+  /** Numbers handshakes, so a slow getToken of an abandoned attempt is dropped. */
+  private handshakeSeq = 0;
+  /** Whether the one retry after an `unauthorized` refusal was used since the last connect. */
+  private authRetried = false;
+  /** Bumped on every connect and disconnect: a refresh of an older session is void. */
+  private session = 0;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshing: Promise<number> | undefined;
   private pendingConnect:
     | { readonly resolve: () => void; readonly reject: (error: RtmError) => void }
     | undefined;
@@ -244,7 +325,11 @@ export class RealtimeMessageClient<
         ? undefined
         : new Backoff(options.reconnect ?? {}, options.random ?? Math.random);
 
-    const socket = (options.socketFactory ?? defaultSocketFactory)(url, options.socketOptions ?? {});
+    const socketOptions = this.withAuth(options);
+    const socket = (options.socketFactory ?? defaultSocketFactory)(
+      namespaceUrl(url, options.tenant),
+      socketOptions,
+    );
     this.socket = socket;
     socket.on('connect', () => this.onConnect());
     socket.on('disconnect', (reason: unknown) => this.onDisconnect(String(reason)));
@@ -264,6 +349,47 @@ export class RealtimeMessageClient<
     this.setState('connecting');
     socket.connect();
     return connected;
+  }
+
+  /**
+   * Adds the handshake's `auth: { token }`. A static token is a plain object;
+   * with `getToken` it is socket.io's callback form, which socket.io-client
+   * calls before every handshake, so every (re)connect sends a fresh token.
+   */
+  private withAuth(options: ConnectOptions): SocketIoOptions {
+    const base = options.socketOptions ?? {};
+    const { token, getToken } = options;
+    if (token === undefined && getToken === undefined) return base;
+    if (token !== undefined && getToken !== undefined) {
+      throw new TypeError('connect: pass either token or getToken, not both');
+    }
+    const extra = base.auth;
+    if (typeof extra === 'function') {
+      throw new TypeError('connect: socketOptions.auth as a function cannot be combined with token/getToken');
+    }
+    if (getToken === undefined) {
+      return { ...base, auth: { ...extra, token: checkToken(token, 'token') } };
+    }
+    if (typeof getToken !== 'function') throw new TypeError('connect: getToken must be a function');
+    this.getToken = getToken;
+    return { ...base, auth: (cb: (data: object) => void) => this.handshakeAuth(getToken, extra ?? {}, cb) };
+  }
+
+  private handshakeAuth(getToken: TokenProvider, extra: object, cb: (data: object) => void): void {
+    const seq = ++this.handshakeSeq;
+    callProvider(getToken).then(
+      (token) => {
+        if (seq !== this.handshakeSeq || this.connState === 'closed' || this.closing) return;
+        this.handshakeToken = token;
+        cb({ ...extra, token });
+      },
+      (error: unknown) => {
+        if (seq !== this.handshakeSeq) return;
+        this.fail(
+          new RtmError('unauthorized', `getToken failed: ${messageOf(error)}`, { event: 'connect', cause: error }),
+        );
+      },
+    );
   }
 
   /**
@@ -447,6 +573,26 @@ export class RealtimeMessageClient<
   }
 
   /**
+   * Refreshes the connection's token now: calls `getToken` and sends
+   * `auth:refresh { token }`. Resolves to the new token's `exp` (seconds since
+   * the epoch) and schedules the next refresh from it. The SDK does this by
+   * itself before each token expires; call it when the token's claims changed
+   * (new `rooms`, say). Rejects with an {@link RtmError}: `unauthorized` (bad
+   * token, or getToken failed), `forbidden` (a token for another `sub`),
+   * `timeout` or `disconnected`. Needs the `getToken` option.
+   */
+  refreshAuth(): Promise<number> {
+    const getToken = this.getToken;
+    if (!getToken) {
+      return Promise.reject(new Error('RealtimeMessageClient.refreshAuth: needs the getToken option'));
+    }
+    this.refreshing ??= this.performRefresh(getToken).finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  /**
    * Leaves every room (best effort, briefly waiting for the ack so other
    * members see a `leave` at once even if the server keeps registrations of
    * dropped sockets for a grace period), stops heartbeats and disconnects.
@@ -457,6 +603,7 @@ export class RealtimeMessageClient<
     this.closing = true;
     this.stopHeartbeat();
     this.clearReconnectTimer();
+    this.clearRefreshTimer();
     if (this.connected && this.rooms.size > 0) {
       try {
         await this.request(EVENTS.leave, {}, Math.min(1_000, this.opts().requestTimeoutMs));
@@ -476,6 +623,9 @@ export class RealtimeMessageClient<
     this.clearReconnectTimer();
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+    this.authRetried = false;
+    this.session += 1;
+    this.scheduleRefresh(this.handshakeToken === undefined ? undefined : tokenExpiry(this.handshakeToken));
     this.setState('connected');
     const pending = this.pendingConnect;
     this.pendingConnect = undefined;
@@ -487,6 +637,9 @@ export class RealtimeMessageClient<
 
   private onDisconnect(reason: string): void {
     if (this.connState === 'closed') return;
+    // The next handshake sends a fresh token; a refresh now would be for a dead socket.
+    this.session += 1;
+    this.clearRefreshTimer();
     // Acks of a dropped socket never arrive; fail their requests now.
     this.failPending(new RtmError('disconnected', `disconnected: ${reason}`));
     if (this.closing) return;
@@ -504,13 +657,29 @@ export class RealtimeMessageClient<
 
   private onConnectError(error: unknown): void {
     if (this.connState === 'closed' || this.closing) return;
-    const message = error instanceof Error ? error.message : String(error);
+    const message = messageOf(error);
     if (this.socket?.active === false) {
-      // The server refused the handshake (auth middleware): retrying cannot help.
-      const data = isObject(error) ? error['data'] : undefined;
-      const candidate = isObject(data) ? data['code'] : message;
-      const code: RtmErrorCode = isProtocolErrorCode(candidate) ? candidate : 'unauthorized';
-      this.fail(new RtmError(code, `connection refused: ${message}`, { cause: error }));
+      // The server refused the handshake (auth, quota, unknown namespace): retrying
+      // with the same credentials cannot help, so it is terminal and reported.
+      const { code, serverCode } = refusalCode(error, message);
+      if (code === 'unauthorized' && this.getToken && !this.authRetried) {
+        // The token may have expired between getToken and the handshake: one
+        // more attempt, for which the auth callback asks getToken again.
+        this.authRetried = true;
+        this.clearReconnectTimer();
+        this.reconnectTimer = setTimeout(() => {
+          this.reconnectTimer = undefined;
+          if (this.connState !== 'closed' && !this.closing && !this.connected) this.socket?.connect();
+        }, 0);
+        return;
+      }
+      this.fail(
+        new RtmError(code, `connection refused: ${message}`, {
+          event: 'connect',
+          cause: error,
+          ...(serverCode === undefined ? {} : { serverCode }),
+        }),
+      );
       return;
     }
     if (!this.backoff) {
@@ -552,6 +721,7 @@ export class RealtimeMessageClient<
   private shutdown(error: RtmError): void {
     this.stopHeartbeat();
     this.clearReconnectTimer();
+    this.clearRefreshTimer();
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
     this.rooms.clear();
@@ -569,6 +739,85 @@ export class RealtimeMessageClient<
     if (this.connState === state) return;
     this.connState = state;
     this.emitLocal('connection', state);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Token refresh
+
+  private async performRefresh(getToken: TokenProvider): Promise<number> {
+    const details = { event: EVENTS.refresh };
+    const session = this.session;
+    if (!this.connected || this.connState === 'closed') {
+      throw new RtmError('disconnected', `${EVENTS.refresh}: not connected`, details);
+    }
+    let token: string;
+    try {
+      token = await callProvider(getToken);
+    } catch (error) {
+      throw new RtmError('unauthorized', `getToken failed: ${messageOf(error)}`, { ...details, cause: error });
+    }
+    // A reconnect meanwhile sent a token of its own in its handshake.
+    const stale = (): RtmError =>
+      new RtmError('disconnected', `${EVENTS.refresh}: the connection changed meanwhile`, details);
+    if (session !== this.session) throw stale();
+    const exp = parseRefreshAck(await this.request(EVENTS.refresh, { token }));
+    if (session !== this.session) throw stale();
+    this.scheduleRefresh(exp);
+    this.emitLocal('tokenRefreshed', { exp });
+    return exp;
+  }
+
+  /** Arms the refresh timer for a token expiring at `exp` (seconds); getToken only. */
+  private scheduleRefresh(exp: number | undefined): void {
+    this.clearRefreshTimer();
+    if (!this.getToken || exp === undefined || this.connState === 'closed' || this.closing) return;
+    const delay = refreshDelayMs(exp, Date.now());
+    if (delay > MAX_TIMER_MS) {
+      // setTimeout fires at once beyond ~24.8 days; wait in steps instead.
+      const session = this.session;
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = undefined;
+        if (session === this.session) this.scheduleRefresh(exp);
+      }, MAX_TIMER_MS);
+      return;
+    }
+    this.armRefresh(delay, exp);
+  }
+
+  private armRefresh(delayMs: number, exp: number): void {
+    const session = this.session;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      if (session === this.session) void this.backgroundRefresh(exp);
+    }, delayMs);
+  }
+
+  /**
+   * The timer's refresh. Failures are reported on `error`; a transient one
+   * (timeout, rate_limited, unavailable) is retried while the current token
+   * still has more than a second to live. A dropped connection is not an
+   * error here: the reconnect's handshake carries a fresh token anyway.
+   */
+  private async backgroundRefresh(exp: number): Promise<void> {
+    const session = this.session;
+    try {
+      await this.refreshAuth();
+    } catch (error) {
+      const rtm = isRtmError(error)
+        ? error
+        : new RtmError('protocol_error', String(error), { event: EVENTS.refresh, cause: error });
+      if (rtm.code === 'disconnected' || session !== this.session) return;
+      this.emitLocal('error', rtm);
+      const remaining = exp * 1_000 - Date.now();
+      if (REFRESH_RETRY_CODES.has(rtm.code) && remaining > 1_000 && this.refreshTimer === undefined) {
+        this.armRefresh(Math.min(5_000, Math.floor(remaining / 2)), exp);
+      }
+    }
+  }
+
+  private clearRefreshTimer(): void {
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
   }
 
   // ---------------------------------------------------------------------------

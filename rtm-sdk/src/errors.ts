@@ -14,6 +14,7 @@ export const PROTOCOL_ERROR_CODES = [
   'forbidden',
   'plugin_error',
   'plugin_failed',
+  'quota_exceeded',
   'unavailable',
 ] as const;
 
@@ -28,8 +29,10 @@ export type ProtocolErrorCode = (typeof PROTOCOL_ERROR_CODES)[number];
  * - `protocol_error`: the server answered something that does not match
  *   PROTOCOL.md (a malformed ack, or an error code the SDK does not know;
  *   the raw code is then in {@link RtmError.serverCode}).
+ * - `invalid_namespace`: the host refused the handshake because it serves no
+ *   such namespace, i.e. no such tenant (socket.io's "Invalid namespace").
  */
-export type ClientErrorCode = 'timeout' | 'disconnected' | 'protocol_error';
+export type ClientErrorCode = 'timeout' | 'disconnected' | 'protocol_error' | 'invalid_namespace';
 
 /** Every code an {@link RtmError} can carry. */
 export type RtmErrorCode = ProtocolErrorCode | ClientErrorCode;
@@ -43,7 +46,10 @@ export function isProtocolErrorCode(code: unknown): code is ProtocolErrorCode {
 
 /** Extra context attached to an {@link RtmError}. */
 export interface RtmErrorDetails {
-  /** The event whose request failed, e.g. `presence:join` or `chat:message`. */
+  /**
+   * The event whose request failed, e.g. `presence:join`, `chat:message` or
+   * `auth:refresh`; `connect` for a refused handshake.
+   */
   readonly event?: string;
   /** The room the request was about, when there was one. */
   readonly roomId?: string;

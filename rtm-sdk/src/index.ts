@@ -21,10 +21,12 @@ export type {
   PresenceState,
   SelfRegistration,
 } from './protocol.js';
+export { decodeTokenPayload, tokenExpiry } from './auth.js';
+export type { TokenProvider } from './auth.js';
 export { Roster } from './roster.js';
 export { Backoff } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
-export { defaultSocketFactory } from './socket.js';
+export { defaultSocketFactory, namespaceUrl } from './socket.js';
 export type { SocketFactory, SocketIoOptions, SocketLike, SocketListener } from './socket.js';
 export type {
   ClientEventName,
@@ -37,6 +39,7 @@ export type {
   PatchResult,
   RejoinInfo,
   RoomSnapshot,
+  TokenRefreshInfo,
   Unsubscribe,
 } from './types.js';
 export type { ChatEmits, ChatListens, ChatMessage } from './chat.js';

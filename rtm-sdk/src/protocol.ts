@@ -27,6 +27,8 @@ export interface PresenceMember {
   readonly epoch: number;
   /** Server time (ms since epoch) of the last join, update or heartbeat seen. */
   readonly lastSeen: number;
+  /** The `info` claim of the member's token, on hosts with auth on (when it had one). */
+  readonly info?: PresenceState;
 }
 
 /** The caller's own registration, from the join ack. */
@@ -47,6 +49,8 @@ export interface PresenceEvent {
   readonly state?: PresenceState;
   readonly ts: number;
   readonly epoch?: number;
+  /** The `info` claim of the member's token, on hosts with auth on (when it had one). */
+  readonly info?: PresenceState;
 }
 
 /** `presence:join` payload. */
@@ -75,6 +79,7 @@ export const EVENTS = {
   leave: 'presence:leave',
   snapshot: 'presence:snapshot',
   event: 'presence:event',
+  refresh: 'auth:refresh',
 } as const;
 
 type Obj = Record<string, unknown>;
@@ -130,12 +135,14 @@ export function parseMember(event: string, value: unknown): PresenceMember {
   if (typeof connId !== 'string' || typeof userId !== 'string' || !isFiniteNumber(epoch)) {
     throw bad(event, 'snapshot entry lacks connId/userId/epoch');
   }
+  const info = value['info'];
   return {
     connId,
     userId,
     state: parseState(event, value['state']),
     epoch,
     lastSeen: isFiniteNumber(lastSeen) ? lastSeen : 0,
+    ...(isObject(info) ? { info: info as PresenceState } : {}),
   };
 }
 
@@ -176,6 +183,13 @@ export function parseHeartbeatAck(ack: unknown, roomId?: string): HeartbeatAck {
   return { kind: 'all', epochs };
 }
 
+/** Parses an `auth:refresh` ack: the new token's `exp` (seconds since the epoch). */
+export function parseRefreshAck(ack: unknown): number {
+  const exp = unwrapAck(EVENTS.refresh, ack)['exp'];
+  if (!isFiniteNumber(exp)) throw bad(EVENTS.refresh, 'ack lacks exp');
+  return exp;
+}
+
 const EVENT_TYPES: ReadonlySet<string> = new Set<PresenceEventType>(['join', 'update', 'leave', 'expire']);
 
 /**
@@ -185,7 +199,7 @@ const EVENT_TYPES: ReadonlySet<string> = new Set<PresenceEventType>(['join', 'up
  */
 export function parsePresenceEvent(value: unknown): PresenceEvent | undefined {
   if (!isObject(value)) return undefined;
-  const { type, roomId, userId, connId, state, ts, epoch } = value;
+  const { type, roomId, userId, connId, state, ts, epoch, info } = value;
   if (
     typeof type !== 'string' ||
     !EVENT_TYPES.has(type) ||
@@ -204,5 +218,6 @@ export function parsePresenceEvent(value: unknown): PresenceEvent | undefined {
     ...(isObject(state) ? { state: state as PresenceState } : {}),
     ts: isFiniteNumber(ts) ? ts : Date.now(),
     ...(isFiniteNumber(epoch) ? { epoch } : {}),
+    ...(isObject(info) ? { info: info as PresenceState } : {}),
   };
 }

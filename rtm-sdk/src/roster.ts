@@ -52,6 +52,8 @@ export class Roster {
       case 'join':
       case 'update': {
         if (isOlder(event, current)) return false;
+        // `info` comes from the member's token; an event without it keeps what we know.
+        const info = event.info ?? current?.info;
         const next: PresenceMember = {
           connId: event.connId,
           userId: event.userId,
@@ -59,6 +61,7 @@ export class Roster {
           state: event.state ?? current?.state ?? {},
           epoch: event.epoch ?? current?.epoch ?? 0,
           lastSeen: event.ts,
+          ...(info === undefined ? {} : { info }),
         };
         this.members.set(event.connId, next);
         return true;

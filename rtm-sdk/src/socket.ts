@@ -57,3 +57,29 @@ export const defaultSocketFactory: SocketFactory = (url, options) => {
   });
   return socket;
 };
+
+/** Tenant ids as PROTOCOL.md "Tenants" defines them. */
+const TENANT_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+/**
+ * The URL handed to socket.io-client, whose path is the Socket.IO namespace:
+ * tenant `acme` is namespace `/acme`, so `https://host/acme` must reach
+ * `io()` with its path intact (socket.io's own `path` option is the engine
+ * endpoint, `/socket.io`, and is unrelated). Trailing slashes are dropped
+ * (`/acme/` would be a different, unknown namespace). With `tenant`, the URL
+ * must name no namespace or that same one; query and fragment are kept.
+ */
+export function namespaceUrl(url: string, tenant?: string): string {
+  if (tenant !== undefined && !TENANT_ID.test(tenant)) {
+    throw new RangeError(`tenant must match [a-z0-9][a-z0-9-]{0,31}, got ${JSON.stringify(tenant)}`);
+  }
+  const [, base = '', rest = ''] = /^([^?#]*)(.*)$/s.exec(url) ?? [];
+  // `scheme://authority`, `//authority`, or `host:port` as socket.io also accepts; '' for '/path'.
+  const authority = /^(?:[a-z][a-z0-9+.-]*:)?\/\/[^/]*/i.exec(base)?.[0] ?? /^[^/]*/.exec(base)?.[0] ?? '';
+  const path = base.slice(authority.length).replace(/\/+$/, '');
+  if (tenant === undefined || path === `/${tenant}`) return authority + path + rest;
+  if (path !== '') {
+    throw new RangeError(`url ${url} already names namespace ${path}; cannot also use tenant ${tenant}`);
+  }
+  return `${authority}/${tenant}${rest}`;
+}

@@ -50,6 +50,12 @@ export interface RejoinInfo {
   readonly resumed: boolean;
 }
 
+/** Reported after the server accepted a refreshed token. */
+export interface TokenRefreshInfo {
+  /** The new token's `exp`, in seconds since the epoch. */
+  readonly exp: number;
+}
+
 /** What `join` resolves to. */
 export interface RoomSnapshot {
   readonly roomId: string;
@@ -76,6 +82,12 @@ export interface ClientEvents {
   roster: (roomId: string, members: ReadonlyMap<string, PresenceMember>) => void;
   /** A room was rejoined automatically. */
   rejoined: (info: RejoinInfo) => void;
+  /**
+   * The server accepted a refreshed token (`auth:refresh`, by the SDK's timer
+   * or `refreshAuth()`); `exp` is the new token's
+   * expiry in seconds since the epoch.
+   */
+  tokenRefreshed: (info: TokenRefreshInfo) => void;
   /**
    * A failure with no promise to reject: a background heartbeat or rejoin, a
    * malformed broadcast, or the terminal loss of the connection.

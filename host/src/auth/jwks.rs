@@ -50,7 +50,10 @@ impl JwksCache {
     }
 
     /// The key for `kid` (a token without `kid` is accepted only when the set has one key).
-    pub(super) async fn key(&self, kid: Option<&str>) -> Result<(DecodingKey, Algorithm), AuthError> {
+    pub(super) async fn key(
+        &self,
+        kid: Option<&str>,
+    ) -> Result<(DecodingKey, Algorithm), AuthError> {
         let mut state = self.state.lock().await;
         let stale = state.fetched.is_none_or(|t| t.elapsed() >= self.max_age);
         if stale && self.may_fetch(&state) {

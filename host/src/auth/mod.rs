@@ -233,21 +233,60 @@ mod tests {
         let mut cfg = AuthConfig::new(KeySource::Hs256(Secret::new("k".into())));
         cfg.audience = Some("app".into());
         let a = auth(cfg);
-        let good = hs("k", json!({ "sub": "u1", "exp": now() + 60, "aud": "app", "rooms": ["r*"] }));
+        let good = hs(
+            "k",
+            json!({ "sub": "u1", "exp": now() + 60, "aud": "app", "rooms": ["r*"] }),
+        );
         let id = a.verify(&good).await.expect("accepted");
         assert_eq!(id.user, "u1");
         assert!(id.may_join("r1") && !id.may_join("x"));
         for (token, why) in [
-            (hs("other", json!({ "sub": "u1", "exp": now() + 60, "aud": "app" })), "signature"),
-            (hs("k", json!({ "sub": "u1", "exp": now() - 5, "aud": "app" })), "expired"),
-            (hs("k", json!({ "sub": "u1", "exp": now() + 60, "aud": "other" })), "audience"),
-            (hs("k", json!({ "sub": "u1", "exp": now() + 60 })), "no audience"),
-            (hs("k", json!({ "exp": now() + 60, "aud": "app" })), "no sub"),
+            (
+                hs(
+                    "other",
+                    json!({ "sub": "u1", "exp": now() + 60, "aud": "app" }),
+                ),
+                "signature",
+            ),
+            (
+                hs("k", json!({ "sub": "u1", "exp": now() - 5, "aud": "app" })),
+                "expired",
+            ),
+            (
+                hs(
+                    "k",
+                    json!({ "sub": "u1", "exp": now() + 60, "aud": "other" }),
+                ),
+                "audience",
+            ),
+            (
+                hs("k", json!({ "sub": "u1", "exp": now() + 60 })),
+                "no audience",
+            ),
+            (
+                hs("k", json!({ "exp": now() + 60, "aud": "app" })),
+                "no sub",
+            ),
             (hs("k", json!({ "sub": "u1", "aud": "app" })), "no exp"),
-            (hs("k", json!({ "sub": "u1", "exp": now() + 60, "nbf": now() + 60, "aud": "app" })), "nbf"),
-            (hs("k", json!({ "sub": "bad id!", "exp": now() + 60, "aud": "app" })), "sub charset"),
+            (
+                hs(
+                    "k",
+                    json!({ "sub": "u1", "exp": now() + 60, "nbf": now() + 60, "aud": "app" }),
+                ),
+                "nbf",
+            ),
+            (
+                hs(
+                    "k",
+                    json!({ "sub": "bad id!", "exp": now() + 60, "aud": "app" }),
+                ),
+                "sub charset",
+            ),
             ("not.a.token".to_owned(), "malformed"),
-            ("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9.".to_owned(), "alg none"),
+            (
+                "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1MSJ9.".to_owned(),
+                "alg none",
+            ),
         ] {
             assert!(a.verify(&token).await.is_err(), "{why} must be refused");
         }

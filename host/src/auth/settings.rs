@@ -7,7 +7,11 @@ use crate::tenancy::secret::Secret;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AuthSettings {
     /// HS256 secret: sockets must present a JWT signed with it (`auth: { token }`).
-    #[arg(long = "auth-hs256-secret", env = "AUTH_HS256_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "auth-hs256-secret",
+        env = "AUTH_HS256_SECRET",
+        hide_env_values = true
+    )]
     pub hs256_secret: Option<String>,
 
     /// PEM public key (RSA, EC P-256 or Ed25519) that signs the sockets' JWTs.

@@ -101,7 +101,11 @@ pub(super) async fn event(
             )
         }
         Ok(Ok(Some(json))) if json.len() > plugin.limits.reply_max_bytes => {
-            tracing::warn!(plugin = plugin.name(), bytes = json.len(), "plugin reply over reply_max_bytes");
+            tracing::warn!(
+                plugin = plugin.name(),
+                bytes = json.len(),
+                "plugin reply over reply_max_bytes"
+            );
             (
                 Outcome::Failed,
                 Err(DispatchError::PluginFailed(format!(

@@ -127,7 +127,11 @@ pub(super) async fn load(
         hook_set(raw.hooks),
     )?);
 
-    let kv = shared.kv.namespace(&shared.tenant, &manifest.name);
+    let quota = super::kv::Quota {
+        max_bytes: shared.cfg.kv_max_bytes,
+        max_keys: shared.cfg.kv_max_keys,
+    };
+    let kv = shared.kv.namespace(&shared.tenant, &manifest.name, quota);
     let api = HostApi::live(shared.host.clone(), kv, manifest.clone());
     let warm = if shared.cfg.fresh_instance {
         0

@@ -118,8 +118,7 @@ impl PresenceStore for MemoryStore {
                 info: spec.info.cloned(),
                 ..old
             },
-            None if spec.max_members > 0 && t.room_size(spec.room_id) >= spec.max_members =>
-            {
+            None if spec.max_members > 0 && t.room_size(spec.room_id) >= spec.max_members => {
                 return Ok(Err(JoinRefusal::Full));
             }
             None => Registration {

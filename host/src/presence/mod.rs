@@ -708,7 +708,11 @@ mod tests {
         join(&p, "r", "alice").await;
         store.down.store(true, Ordering::SeqCst);
         let failed = p
-            .join("s", &json!({ "roomId": "r", "userId": "bob" }), JoinGate::default())
+            .join(
+                "s",
+                &json!({ "roomId": "r", "userId": "bob" }),
+                JoinGate::default(),
+            )
             .await;
         assert!(failed.is_err(), "the store refused the re-join");
         // Heartbeats address the registration by this user: it must stay the stored one.
@@ -719,9 +723,13 @@ mod tests {
     }
 
     async fn join(p: &Presence, room: &str, user: &str) {
-        p.join("s", &json!({ "roomId": room, "userId": user }), JoinGate::default())
-            .await
-            .expect("join");
+        p.join(
+            "s",
+            &json!({ "roomId": room, "userId": user }),
+            JoinGate::default(),
+        )
+        .await
+        .expect("join");
     }
 
     #[tokio::test]

@@ -265,7 +265,8 @@ impl RedisStore {
                 spec.owner.to_owned(),
                 spec.node.to_owned(),
                 if spec.state.is_some() { "1" } else { "0" }.to_owned(),
-                spec.info.map_or_else(String::new, |i| Json::Object(i.clone()).to_string()),
+                spec.info
+                    .map_or_else(String::new, |i| Json::Object(i.clone()).to_string()),
                 spec.max_members.to_string(),
                 spec.state.map_or(0, Map::len).to_string(),
             ]);
@@ -279,10 +280,7 @@ impl RedisStore {
 
 /// Parses `{results, snapshots}` of `join_batch.lua`: each joiner's registration is
 /// taken from its room's snapshot, read once per room for the whole batch.
-fn join_batch_reply(
-    reply: Value,
-    specs: &[JoinSpec<'_>],
-) -> Result<Vec<JoinReply>, StoreError> {
+fn join_batch_reply(reply: Value, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinReply>, StoreError> {
     let mut parts = items(reply)?.into_iter();
     let results = items(parts.next().ok_or_else(|| malformed("join results"))?)?;
     let snapshots = items(parts.next().unwrap_or(Value::Null))?

@@ -63,7 +63,9 @@ impl Connections {
         if mine == 0 {
             let _: i64 = client.hdel(key, node).await?;
         } else {
-            let _: i64 = client.hset(key, (node, format!("{mine} {}", now_ms()))).await?;
+            let _: i64 = client
+                .hset(key, (node, format!("{mine} {}", now_ms())))
+                .await?;
         }
         let fields: std::collections::HashMap<String, String> = client.hgetall(key).await?;
         let (others, stale) = tally(&fields, node, now_ms());

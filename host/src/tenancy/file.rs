@@ -220,9 +220,8 @@ fn invalid(msg: String) -> Refusal {
 
 /// Parses `text`; relative plugin folders are resolved against `dir` (the file's own).
 fn parse(text: &str, dir: &Path, base: &Base<'_>) -> Result<Vec<TenantConfig>, Refusal> {
-    let doc: Doc = toml::from_str(text).map_err(|e| {
-        Refusal::Parse(e.to_string().lines().collect::<Vec<_>>().join(" "))
-    })?;
+    let doc: Doc = toml::from_str(text)
+        .map_err(|e| Refusal::Parse(e.to_string().lines().collect::<Vec<_>>().join(" ")))?;
     if doc.tenant.is_empty() {
         return Err(invalid("no [[tenant]] is defined".into()));
     }
@@ -280,14 +279,14 @@ fn tenant(
 }
 
 /// `plugins_dir` relative to the file; absent: `PLUGINS_DIR/<id>` when that folder exists.
-fn plugins_dir(
-    t: &TenantDoc,
-    dir: &Path,
-    base: &PluginConfig,
-) -> Result<Option<PathBuf>, String> {
+fn plugins_dir(t: &TenantDoc, dir: &Path, base: &PluginConfig) -> Result<Option<PathBuf>, String> {
     match &t.plugins_dir {
         Some(p) => {
-            let p = if p.is_relative() { dir.join(p) } else { p.clone() };
+            let p = if p.is_relative() {
+                dir.join(p)
+            } else {
+                p.clone()
+            };
             if !p.is_dir() {
                 return Err(format!(
                     "tenant {:?}: plugins_dir {} is not a directory",
@@ -307,7 +306,6 @@ fn plugins_dir(
 
 fn check_limits(id: &str, l: &ClientLimits, p: &PluginConfig) -> Result<(), String> {
     let zero = [
-        ("limits.events_per_second", u64::from(l.events_per_second)),
         ("limits.events_burst", u64::from(l.events_burst)),
         ("plugins.memory_mb", p.memory_mb),
         ("plugins.cpu_ms", p.cpu_ms),
@@ -356,7 +354,11 @@ fn webhook(w: &WebhookDoc, env: EnvLookup<'_>) -> Result<WebhookConfig, String> 
     if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
         return Err(format!("url {:?} is not an http(s) URL", w.url));
     }
-    if let Some(bad) = w.events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+    if let Some(bad) = w
+        .events
+        .iter()
+        .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+    {
         return Err(format!(
             "unknown event {bad:?} (known: {})",
             WEBHOOK_EVENTS.join(", ")
@@ -441,7 +443,10 @@ mod tests {
             ("[[tenant]]\nid = \"a\"\n[[tenant]]\nid = \"a\"", "twice"),
             ("[[tenant]]\nid = \"a\"\nmystery = 1", "unknown field"),
             ("", "no [[tenant]]"),
-            ("[[tenant]]\nid = \"a\"\n[tenant.auth]\naudience = \"x\"", "exactly one"),
+            (
+                "[[tenant]]\nid = \"a\"\n[tenant.auth]\naudience = \"x\"",
+                "exactly one",
+            ),
             (
                 "[[tenant]]\nid = \"a\"\n[tenant.auth]\nhs256_secret = \"env:RTM_NOT_SET\"",
                 "RTM_NOT_SET",
@@ -450,12 +455,18 @@ mod tests {
                 "[[tenant]]\nid = \"a\"\n[tenant.auth]\npublic_key_pem = \"not a pem\"",
                 "public key",
             ),
-            ("[[tenant]]\nid = \"a\"\n[tenant.limits]\nevents_burst = 0", "at least 1"),
+            (
+                "[[tenant]]\nid = \"a\"\n[tenant.limits]\nevents_burst = 0",
+                "at least 1",
+            ),
             (
                 "[[tenant]]\nid = \"a\"\n[tenant.webhook]\nurl = \"http://x\"\nsecret = \"s\"\nevents = [\"nope\"]",
                 "unknown event",
             ),
-            ("[[tenant]]\nid = \"a\"\nplugins_dir = \"/surely/not/here\"", "not a directory"),
+            (
+                "[[tenant]]\nid = \"a\"\nplugins_dir = \"/surely/not/here\"",
+                "not a directory",
+            ),
         ] {
             let err = parse_str(text).expect_err(text);
             assert!(err.contains(needle), "{text:?}: {err}");

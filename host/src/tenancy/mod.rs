@@ -34,8 +34,8 @@ use crate::presence::store::PresenceStore;
 use crate::presence::{Presence, reaper};
 use file::TenantConfig;
 use limits::ClientLimits;
-pub use tenant::{Policy, Tenant};
 use tenant::{PluginParts, TenantParts};
+pub use tenant::{Policy, Tenant};
 
 /// The tenant of a host without a tenants file.
 pub const DEFAULT_TENANT: &str = "default";
@@ -53,7 +53,7 @@ pub fn is_valid_tenant_id(id: &str) -> bool {
 pub enum StoreKind {
     Memory,
     Redis {
-        backend: RedisBackend,
+        backend: Box<RedisBackend>,
         batching: BatchConfig,
     },
 }
@@ -174,7 +174,8 @@ impl NodeParts {
         ));
         if let StoreKind::Redis { backend, .. } = &self.store {
             tenant.own_task(tokio::spawn(sync_connections(
-                tenant.connections().clone(),
+                Arc::downgrade(&tenant),
+                self.per_tenant_keys,
                 backend.pool.clone(),
                 format!("{key_prefix}conns"),
                 self.node_id.clone(),
@@ -185,18 +186,39 @@ impl NodeParts {
 }
 
 /// Publishes this node's count of a tenant's sockets every second and reads the others'.
+/// With a tenants file always (`/admin/tenants` shows the cluster-wide count); the
+/// single-tenant host only while it has a connection limit, so it writes no key of its
+/// own otherwise.
 async fn sync_connections(
-    conns: Arc<connections::Connections>,
+    tenant: std::sync::Weak<Tenant>,
+    always: bool,
     pool: fred::clients::Pool,
     key: String,
     node: String,
 ) {
     let mut tick = tokio::time::interval(connections::SYNC_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut published = false;
     loop {
         tick.tick().await;
-        if let Err(e) = conns.sync(&pool, &key, &node).await {
-            tracing::debug!(key, error = %e, "connection count sync failed; retrying next second");
+        let Some(tenant) = tenant.upgrade() else {
+            return;
+        };
+        let conns = tenant.connections().clone();
+        let limited = always || tenant.policy().cfg.limits.max_connections > 0;
+        drop(tenant);
+        if !limited {
+            if published {
+                conns.forget(&pool, &key, &node).await;
+                published = false;
+            }
+            continue;
+        }
+        match conns.sync(&pool, &key, &node).await {
+            Ok(()) => published = true,
+            Err(e) => {
+                tracing::debug!(key, error = %e, "connection count sync failed; retrying next second");
+            }
         }
     }
 }
@@ -394,7 +416,10 @@ impl Tenants {
     }
 }
 
-fn load_file(path: &std::path::Path, base: &BaseSettings) -> Result<Vec<TenantConfig>, file::FileError> {
+fn load_file(
+    path: &std::path::Path,
+    base: &BaseSettings,
+) -> Result<Vec<TenantConfig>, file::FileError> {
     file::load(
         path,
         &file::Base {

@@ -74,8 +74,13 @@ mod tests {
         assert_eq!(s.expose(), "s3cret");
         assert!(!format!("{s:?}").contains("s3cret"));
         assert!(s.matches("s3cret") && !s.matches("s3cre") && !s.matches("s3cret!"));
-        assert!(matches!(Secret::resolve("env:NOPE", &env), Err(SecretError::Unset(n)) if n == "NOPE"));
+        assert!(
+            matches!(Secret::resolve("env:NOPE", &env), Err(SecretError::Unset(n)) if n == "NOPE")
+        );
         assert!(matches!(Secret::resolve("", &env), Err(SecretError::Empty)));
-        assert_eq!(Secret::resolve("inline", &env).expect("inline").expose(), "inline");
+        assert_eq!(
+            Secret::resolve("inline", &env).expect("inline").expose(),
+            "inline"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fred::prelude::{KeysInterface, ListInterface, Pool};
+use fred::prelude::{ClientLike, HashesInterface, KeysInterface, ListInterface, Pool};
 use serde_json::json;
 
 use rtm_host::backend::RedisBackend;
@@ -128,5 +128,123 @@ async fn kv_on_redis() {
         matches!(&err, DispatchError::PluginError { code, .. } if code == "unavailable"),
         "kv with Redis down: expected a plugin error with code `unavailable`, got {err:?}"
     );
+    plugins.shutdown();
+}
+
+/// Bytes a plugin's keys really hold on Redis, as the quota counts them (the plugin's
+/// key plus every list item), and how many keys there are.
+async fn real_usage(pool: &Pool, prefix: &str) -> (u64, u64) {
+    let keys: Vec<String> = pool
+        .next()
+        .custom(fred::cmd!("KEYS"), vec![format!("{prefix}*")])
+        .await
+        .expect("KEYS");
+    let mut bytes = 0;
+    for key in &keys {
+        bytes += (key.len() - prefix.len()) as u64;
+        let kind: String = pool
+            .next()
+            .custom(fred::cmd!("TYPE"), vec![key.clone()])
+            .await
+            .expect("TYPE");
+        bytes += match kind.as_str() {
+            "string" => pool.strlen::<u64, _>(key.as_str()).await.expect("strlen"),
+            "list" => {
+                let items: Vec<String> = pool.lrange(key.as_str(), 0, -1).await.expect("lrange");
+                items.iter().map(|i| i.len() as u64).sum()
+            }
+            "hash" => {
+                let h: std::collections::HashMap<String, String> =
+                    pool.hgetall(key.as_str()).await.expect("hgetall");
+                h.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+            }
+            other => panic!("unexpected kind {other} at {key}"),
+        };
+    }
+    (bytes, keys.len() as u64)
+}
+
+/// The kv quota on Redis: a write past `kv_max_keys` fails `quota_exceeded` and writes
+/// nothing; under concurrent chat messages into many rooms the accounted bytes never
+/// pass `kv_max_bytes` and equal what the keys really hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_quota_on_redis_holds_under_concurrent_writes() {
+    init_tracing();
+    let redis = Redis::start();
+    let pool = connect(&redis.url()).await;
+    let g = guests();
+    let dir = scratch_dir("kv-quota");
+    for (from, name) in [(&g.kv_a, "kv-a.wasm"), (&g.chat_v1, "chat.wasm")] {
+        std::fs::copy(from, dir.join(name)).expect("copy");
+    }
+    let host = std::sync::Arc::new(RecordingHost::default());
+    for i in 0..8 {
+        host.put_in_room(&format!("s{i}"), &format!("room{i}"));
+    }
+    let mut cfg = config(&dir);
+    cfg.kv_max_keys = 3;
+    cfg.kv_max_bytes = 4_000;
+    let plugins = Plugins::start(cfg, host, KvBackend::redis(pool.clone(), "rtm:"), "q")
+        .await
+        .expect("start");
+    // kv-probe's `set` writes four keys: the fourth is over the quota.
+    let err = plugins
+        .dispatch(call("s", None, "kva:set", json!({"value": "a"})))
+        .await
+        .expect_err("a fourth key is over kv_max_keys");
+    assert!(
+        matches!(&err, DispatchError::PluginError { code, .. } if code == "quota_exceeded"),
+        "{err:?}"
+    );
+    let counter: Option<String> = pool.get("rtm:plugin:q:kv-a:counter").await.expect("get");
+    assert_eq!(counter, None, "the refused write wrote nothing");
+    let (a_bytes, a_keys) = real_usage(&pool, "rtm:plugin:q:kv-a:").await;
+    let a_totals: std::collections::HashMap<String, u64> = pool
+        .next()
+        .hgetall("rtm:plugin-usage:q:kv-a:totals")
+        .await
+        .expect("totals");
+    assert_eq!(a_keys, 3);
+    assert_eq!(a_totals.get("bytes").copied(), Some(a_bytes));
+
+    // Eight rooms' histories grow concurrently until the byte quota refuses more.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let plugins = plugins.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0;
+            for n in 0..40 {
+                let msg = json!({"roomId": format!("room{i}"), "text": format!("message {n} of socket {i}")});
+                if plugins.dispatch(call(&format!("s{i}"), Some("u"), "chat:message", msg)).await.is_err() {
+                    refused += 1;
+                }
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for t in tasks {
+        refused += t.await.expect("task");
+    }
+    assert!(
+        refused > 0,
+        "320 messages of ~100 bytes cannot fit 4,000 bytes"
+    );
+    let totals: std::collections::HashMap<String, u64> = pool
+        .next()
+        .hgetall("rtm:plugin-usage:q:chat:totals")
+        .await
+        .expect("totals");
+    let (bytes, keys) = real_usage(&pool, "rtm:plugin:q:chat:").await;
+    assert!(
+        bytes <= 4_000,
+        "the keys hold {bytes} bytes, over the 4,000-byte quota"
+    );
+    assert_eq!(
+        totals.get("bytes").copied(),
+        Some(bytes),
+        "accounting matches the data"
+    );
+    assert_eq!(totals.get("keys").copied(), Some(keys));
     plugins.shutdown();
 }

@@ -1,4 +1,4 @@
-import type { SocketLike, SocketListener } from '../../src/socket.js';
+import type { SocketFactory, SocketIoOptions, SocketLike, SocketListener } from '../../src/socket.js';
 
 /** One packet the client emitted. */
 export interface SentPacket {
@@ -24,11 +24,23 @@ export class FakeSocket implements SocketLike {
   connectCalls = 0;
   disconnectCalls = 0;
   readonly sent: SentPacket[] = [];
+  /** What each handshake sent as socket.io `auth` (resolved when it is a callback), oldest first. */
+  readonly handshakes: unknown[] = [];
+  /** The URL and options the client built the socket with, when created through {@link FakeSocket.factory}. */
+  url: string | undefined;
+  options: SocketIoOptions | undefined;
   private readonly listeners = new Map<string, Set<SocketListener>>();
   private readonly responders = new Map<string, AutoResponder>();
 
-  /** When true, `connect()` succeeds at once. */
+  /** When true, `connect()` succeeds as soon as the handshake's auth is ready. */
   constructor(private readonly autoAccept = true) {}
+
+  /** A socket factory that hands out this socket and records the URL and options. */
+  readonly factory: SocketFactory = (url, options) => {
+    this.url = url;
+    this.options = options;
+    return this;
+  };
 
   on(event: string, listener: SocketListener): this {
     let set = this.listeners.get(event);
@@ -59,9 +71,19 @@ export class FakeSocket implements SocketLike {
     return this;
   }
 
+  /**
+   * Like socket.io-client, resolves `auth` for every handshake: an object is
+   * sent as is, a callback is called and its data sent once it answers.
+   */
   connect(): this {
     this.connectCalls += 1;
-    if (this.autoAccept) this.accept();
+    const send = (data: unknown): void => {
+      this.handshakes.push(data);
+      if (this.autoAccept) this.accept();
+    };
+    const auth = this.options?.auth;
+    if (typeof auth === 'function') auth(send);
+    else send(auth);
     return this;
   }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::tenants::Tenancy;
+
 /// Rooms of the rate scenarios unless `--room-count` says otherwise.
 pub const DEFAULT_ROOMS: u32 = 100;
 
@@ -43,6 +45,9 @@ impl Scenario {
     }
 }
 
+/// Most tenants a `*-tenants:<N>` spawn spec or `--tenants` may ask for.
+pub const MAX_TENANTS: u32 = 1000;
+
 /// A server the harness starts itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpawnKind {
@@ -56,6 +61,57 @@ pub enum SpawnKind {
     /// The Node.js reference implementation in `benchmark/peers/node/` on a private
     /// `redis-server` (its packages are installed on first use).
     NodePeer,
+    /// `rtm-host` with a generated tenants file (`memory-tenants:<N>[:<secret>]`,
+    /// `redis-tenants:<N>[:<secret>]`); its clients connect to the tenants' namespaces.
+    Tenants(TenantsSpawn),
+}
+
+/// The presence store of a spawned `rtm-host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Memory,
+    Redis,
+}
+
+impl Store {
+    pub fn label(self) -> &'static str {
+        match self {
+            Store::Memory => "memory",
+            Store::Redis => "redis",
+        }
+    }
+}
+
+/// A multi-tenant `rtm-host`: tenants `t0..t{N-1}` on namespaces `/t0..`, each with
+/// HS256 auth when a secret is given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantsSpawn {
+    pub store: Store,
+    pub tenants: u32,
+    pub hs256_secret: Option<String>,
+}
+
+impl TenantsSpawn {
+    /// Parses `<N>[:<secret>]` (the secret may contain `:`).
+    fn parse(store: Store, spec: &str) -> Result<Self, String> {
+        let (count, secret) = match spec.split_once(':') {
+            Some((count, secret)) => (count, Some(secret)),
+            None => (spec, None),
+        };
+        let tenants = count
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_TENANTS).contains(n))
+            .ok_or_else(|| format!("tenants must be 1..={MAX_TENANTS}, got {count:?}"))?;
+        if secret == Some("") {
+            return Err("the HS256 secret after the tenant count is empty".into());
+        }
+        Ok(Self {
+            store,
+            tenants,
+            hs256_secret: secret.map(str::to_owned),
+        })
+    }
 }
 
 impl FromStr for SpawnKind {
@@ -63,26 +119,36 @@ impl FromStr for SpawnKind {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "memory" => Ok(Self::Memory),
-            "redis" => Ok(Self::Redis),
-            "node-peer" => Ok(Self::NodePeer),
-            _ => match s.strip_prefix("node:") {
-                Some(cmd) if !cmd.trim().is_empty() => Ok(Self::Node(cmd.to_owned())),
-                _ => Err(format!(
-                    "expected memory, redis, node-peer or node:<command>, got {s:?}"
-                )),
-            },
+            "memory" => return Ok(Self::Memory),
+            "redis" => return Ok(Self::Redis),
+            "node-peer" => return Ok(Self::NodePeer),
+            _ => {}
+        }
+        if let Some(spec) = s.strip_prefix("memory-tenants:") {
+            return TenantsSpawn::parse(Store::Memory, spec).map(Self::Tenants);
+        }
+        if let Some(spec) = s.strip_prefix("redis-tenants:") {
+            return TenantsSpawn::parse(Store::Redis, spec).map(Self::Tenants);
+        }
+        match s.strip_prefix("node:") {
+            Some(cmd) if !cmd.trim().is_empty() => Ok(Self::Node(cmd.to_owned())),
+            _ => Err(format!(
+                "expected memory, redis, node-peer, node:<command>, memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>], got {s:?}"
+            )),
         }
     }
 }
 
 impl SpawnKind {
+    /// Short name in reports; a multi-tenant host's tenants and auth are added by the
+    /// target (see [`Tenancy::describe`]).
     pub fn label(&self) -> &'static str {
         match self {
             SpawnKind::Memory => "memory",
             SpawnKind::Redis => "redis",
             SpawnKind::Node(_) => "node",
             SpawnKind::NodePeer => "node-peer",
+            SpawnKind::Tenants(spec) => spec.store.label(),
         }
     }
 }
@@ -132,8 +198,10 @@ pub struct Args {
     pub target_url: String,
 
     /// Start a fresh server for this run: memory, redis (rtm-host + private redis-server),
-    /// node-peer (the Node.js reference in benchmark/peers/node + private redis-server)
-    /// or node:<command>.
+    /// node-peer (the Node.js reference in benchmark/peers/node + private redis-server),
+    /// node:<command>, or memory-tenants:<N>[:<secret>] / redis-tenants:<N>[:<secret>]
+    /// (rtm-host with a generated tenants file: tenants t0..t<N-1>, HS256 auth with the
+    /// secret; its clients connect to /t0.. with tokens).
     #[arg(long, env = "BENCH_SPAWN")]
     pub spawn: Option<SpawnKind>,
 
@@ -154,9 +222,31 @@ pub struct Args {
     #[arg(long, env = "COMPARE_URL", conflicts_with = "compare_spawn")]
     pub compare: Option<String>,
 
-    /// Second target started by the harness: memory, redis, node-peer or node:<command>.
+    /// Second target started by the harness: memory, redis, node-peer, node:<command>,
+    /// memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>].
     #[arg(long, env = "COMPARE_SPAWN")]
     pub compare_spawn: Option<SpawnKind>,
+
+    /// First target's clients: spread over N tenants' namespaces /t0../t<N-1> (by room,
+    /// so a room stays in one tenant) instead of --namespace. A *-tenants spawn spec
+    /// sets this itself.
+    #[arg(long, env = "BENCH_TENANTS", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TENANTS)))]
+    pub tenants: Option<u32>,
+
+    /// First target's clients: connect with `auth: { token }`, an HS256 JWT signed with
+    /// this secret (`sub` = the client's user id, `exp` = now + 1 h). A *-tenants spawn
+    /// spec with a secret sets this itself.
+    #[arg(long, env = "BENCH_HS256_SECRET", hide_env_values = true)]
+    pub hs256_secret: Option<String>,
+
+    /// --tenants for the second target (--compare or a --compare-spawn that is not a
+    /// *-tenants spec).
+    #[arg(long, env = "COMPARE_TENANTS", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TENANTS)))]
+    pub compare_tenants: Option<u32>,
+
+    /// --hs256-secret for the second target.
+    #[arg(long, env = "COMPARE_HS256_SECRET", hide_env_values = true)]
+    pub compare_hs256_secret: Option<String>,
 
     /// PID of the --compare server.
     #[arg(long, env = "COMPARE_SERVER_PID")]
@@ -367,6 +457,59 @@ impl Args {
         }
     }
 
+    /// Client settings of the first target: those of a `*-tenants` spawn spec, else
+    /// `--tenants` / `--hs256-secret`.
+    pub fn tenancy(&self) -> Result<Tenancy, String> {
+        Tenancy::for_side(
+            self.spawn.as_ref(),
+            self.tenants,
+            self.hs256_secret.as_deref(),
+            "--tenants/--hs256-secret",
+        )
+    }
+
+    /// Client settings of the second target: those of a `*-tenants` compare spawn spec,
+    /// else `--compare-tenants` / `--compare-hs256-secret`.
+    pub fn compare_tenancy(&self) -> Result<Tenancy, String> {
+        Tenancy::for_side(
+            self.compare_spawn.as_ref(),
+            self.compare_tenants,
+            self.compare_hs256_secret.as_deref(),
+            "--compare-tenants/--compare-hs256-secret",
+        )
+    }
+
+    /// Tenant checks: each side's settings are consistent, every tenant gets a room,
+    /// and reload (one plugin folder) runs single-tenant.
+    fn validate_tenancy(&self) -> Result<(), String> {
+        let first = self.tenancy()?;
+        let second = self.compare_tenancy()?;
+        if (self.compare_tenants.is_some() || self.compare_hs256_secret.is_some())
+            && self.compare.is_none()
+            && self.compare_spawn.is_none()
+        {
+            return Err(
+                "--compare-tenants/--compare-hs256-secret need --compare or --compare-spawn".into(),
+            );
+        }
+        let rooms = self.rooms_for(self.connection_count());
+        for tenancy in [&first, &second] {
+            if let Some(n) = tenancy.tenants
+                && n > rooms
+            {
+                return Err(format!(
+                    "{n} tenants need at least {n} rooms (--room-count): rooms are spread over tenants"
+                ));
+            }
+        }
+        if self.scenario == Scenario::Reload
+            && (first.tenants.is_some() || second.tenants.is_some())
+        {
+            return Err("reload swaps one plugin folder; run it without tenants".into());
+        }
+        Ok(())
+    }
+
     /// Cross-field checks clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.patch_share) {
@@ -390,7 +533,7 @@ impl Args {
         if self.duration.is_zero() {
             return Err("--duration must be positive".into());
         }
-        Ok(())
+        self.validate_tenancy()
     }
 }
 
@@ -420,6 +563,76 @@ mod tests {
         assert_eq!("node-peer".parse(), Ok(SpawnKind::NodePeer));
         assert!("node:".parse::<SpawnKind>().is_err());
         assert!("mysql".parse::<SpawnKind>().is_err());
+    }
+
+    #[test]
+    fn tenants_spawn_kinds() {
+        assert_eq!(
+            "redis-tenants:10:s3:cret".parse(),
+            Ok(SpawnKind::Tenants(TenantsSpawn {
+                store: Store::Redis,
+                tenants: 10,
+                hs256_secret: Some("s3:cret".into()),
+            }))
+        );
+        assert_eq!(
+            "memory-tenants:2".parse(),
+            Ok(SpawnKind::Tenants(TenantsSpawn {
+                store: Store::Memory,
+                tenants: 2,
+                hs256_secret: None,
+            }))
+        );
+        for bad in [
+            "redis-tenants:",
+            "redis-tenants:0",
+            "redis-tenants:x:s",
+            "redis-tenants:3:",
+        ] {
+            assert!(bad.parse::<SpawnKind>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tenancy_per_side() -> Result<(), clap::Error> {
+        let args = Args::try_parse_from([
+            "rtm-bench",
+            "presence",
+            "--spawn",
+            "redis",
+            "--compare-spawn",
+            "redis-tenants:10:k",
+        ])?;
+        assert!(args.validate().is_ok());
+        assert_eq!(args.tenancy(), Ok(Tenancy::default()));
+        assert_eq!(
+            args.compare_tenancy(),
+            Ok(Tenancy {
+                tenants: Some(10),
+                hs256_secret: Some("k".into()),
+            })
+        );
+        let clash = Args::try_parse_from([
+            "rtm-bench",
+            "presence",
+            "--spawn",
+            "redis-tenants:10:k",
+            "--tenants",
+            "3",
+        ])?;
+        assert!(clash.validate().is_err());
+        let few_rooms = Args::try_parse_from([
+            "rtm-bench",
+            "presence",
+            "--target-url",
+            "http://127.0.0.1:3000",
+            "--tenants",
+            "10",
+            "--room-count",
+            "5",
+        ])?;
+        assert!(few_rooms.validate().is_err());
+        Ok(())
     }
 
     #[test]

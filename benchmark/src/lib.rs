@@ -6,7 +6,8 @@
 //! ([`recorder`], [`latency`]) over a measured window that excludes ramp-up; CPU and
 //! memory come from `/proc` ([`proc_stat`], [`measurement`]); [`report`] prints the
 //! table and the JSON; [`run`] ties it together, [`sweep`] searches for the highest
-//! sustained level.
+//! sustained level; [`tenants`] points clients at a multi-tenant host's namespaces with
+//! HS256 tokens.
 
 pub mod cli;
 pub mod client;
@@ -26,3 +27,4 @@ pub mod source_addr;
 pub mod spawn;
 pub mod sweep;
 pub mod target;
+pub mod tenants;

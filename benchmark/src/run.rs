@@ -52,14 +52,22 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
         chat_plugin: args.scenario.needs_chat().then(|| args.chat_plugin.clone()),
         chat_plugin_file: args.chat_plugin_file.clone(),
     };
+    // Each side has its own client settings (tenants, auth), so one invocation can
+    // compare a single-tenant host with a multi-tenant one.
+    let tenancy = args.tenancy().map_err(anyhow::Error::msg)?;
+    let compare_tenancy = args.compare_tenancy().map_err(anyhow::Error::msg)?;
     let first = match &args.spawn {
-        Some(kind) => TargetSpec::Spawn(kind.clone()),
+        Some(kind) => TargetSpec::Spawn {
+            kind: kind.clone(),
+            tenancy,
+        },
         None => TargetSpec::Url {
             url: args.target_url.clone(),
             server_pid: args.server_pid,
             redis_pid: args.redis_pid,
             redis_addr: args.redis_addr,
             plugins_dir: args.plugins_dir.clone(),
+            tenancy,
         },
     };
     let second = match (&args.compare, &args.compare_spawn) {
@@ -69,8 +77,12 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
             redis_pid: args.compare_redis_pid,
             redis_addr: None,
             plugins_dir: None,
+            tenancy: compare_tenancy,
         }),
-        (None, Some(kind)) => Some(TargetSpec::Spawn(kind.clone())),
+        (None, Some(kind)) => Some(TargetSpec::Spawn {
+            kind: kind.clone(),
+            tenancy: compare_tenancy,
+        }),
         (None, None) => None,
     };
     let info = harness_info(&args, fd_limit);

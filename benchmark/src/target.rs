@@ -1,15 +1,18 @@
 //! A server under test: where to connect, which processes to measure (server, Redis),
-//! where its plugins live, and the processes the harness started for it (stopped when
-//! the target is dropped: the server first, then its Redis).
+//! where its plugins live, how its clients reach their tenants ([`Tenancy`]), and the
+//! processes the harness started for it (stopped when the target is dropped: the
+//! server first, then its Redis). A `*-tenants` spawn spec gets a generated tenants
+//! file with each tenant's own plugin folder beside it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::cli::SpawnKind;
+use crate::cli::{SpawnKind, Store, TenantsSpawn};
 use crate::node_peer;
 use crate::spawn::{self, HostSpec, Spawned};
+use crate::tenants::{self, Tenancy};
 
 /// How to reach (or start) one target.
 #[derive(Debug, Clone)]
@@ -22,9 +25,11 @@ pub enum TargetSpec {
         /// Where to read the Redis's `INFO commandstats` (optional).
         redis_addr: Option<SocketAddr>,
         plugins_dir: Option<PathBuf>,
+        tenancy: Tenancy,
     },
-    /// A server the harness starts.
-    Spawn(SpawnKind),
+    /// A server the harness starts (`tenancy`: its clients' settings, which a
+    /// `*-tenants` kind implies; see [`Tenancy::for_side`]).
+    Spawn { kind: SpawnKind, tenancy: Tenancy },
 }
 
 /// What spawning needs, shared by both targets of a comparison.
@@ -53,6 +58,8 @@ pub struct Target {
     /// The Redis to read `INFO commandstats` from, when known.
     pub redis_addr: Option<SocketAddr>,
     pub plugins_dir: Option<PathBuf>,
+    /// How its clients connect: tenant namespaces, tokens.
+    pub tenancy: Tenancy,
     /// Started by us; dropped in order, so the server drains before its Redis stops.
     procs: Vec<Spawned>,
 }
@@ -71,10 +78,11 @@ impl Target {
                 redis_pid,
                 redis_addr,
                 plugins_dir,
+                tenancy,
             } => {
                 let (addr, authority) = resolve_url(url).await?;
                 Ok(Self {
-                    label: url.clone(),
+                    label: labelled(url, tenancy),
                     url: url.clone(),
                     addr,
                     authority,
@@ -82,10 +90,11 @@ impl Target {
                     redis_pid: *redis_pid,
                     redis_addr: *redis_addr,
                     plugins_dir: plugins_dir.clone(),
+                    tenancy: tenancy.clone(),
                     procs: Vec::new(),
                 })
             }
-            TargetSpec::Spawn(kind) => spawn_target(kind, ctx, name).await,
+            TargetSpec::Spawn { kind, tenancy } => spawn_target(kind, tenancy, ctx, name).await,
         }
     }
 
@@ -95,40 +104,68 @@ impl Target {
     }
 }
 
-async fn spawn_target(kind: &SpawnKind, ctx: &SpawnContext, name: &str) -> anyhow::Result<Target> {
+/// A report label: `base`, with the clients' tenants and auth when there are any
+/// (`redis (10 tenants, hs256)`).
+fn labelled(base: &str, tenancy: &Tenancy) -> String {
+    match tenancy.describe() {
+        Some(what) => format!("{base} ({what})"),
+        None => base.to_owned(),
+    }
+}
+
+/// Whether a spawned target gets a private `redis-server`.
+fn needs_redis(kind: &SpawnKind) -> bool {
+    match kind {
+        SpawnKind::Memory => false,
+        SpawnKind::Tenants(spec) => spec.store == Store::Redis,
+        SpawnKind::Redis | SpawnKind::Node(_) | SpawnKind::NodePeer => true,
+    }
+}
+
+async fn spawn_target(
+    kind: &SpawnKind,
+    tenancy: &Tenancy,
+    ctx: &SpawnContext,
+    name: &str,
+) -> anyhow::Result<Target> {
     let mut procs = Vec::new();
-    let (redis_url, redis_pid) = match kind {
-        SpawnKind::Memory => (None, None),
-        SpawnKind::Redis | SpawnKind::Node(_) | SpawnKind::NodePeer => {
-            let (redis, url) =
-                spawn::redis(&ctx.redis_bin, &ctx.work_dir, &format!("{name}-redis"))
-                    .await
-                    .context("starting redis-server")?;
-            let pid = redis.pid();
-            procs.push(redis);
-            (Some(url), Some(pid))
-        }
+    let (redis_url, redis_pid) = if needs_redis(kind) {
+        let (redis, url) = spawn::redis(&ctx.redis_bin, &ctx.work_dir, &format!("{name}-redis"))
+            .await
+            .context("starting redis-server")?;
+        let pid = redis.pid();
+        procs.push(redis);
+        (Some(url), Some(pid))
+    } else {
+        (None, None)
     };
-    // A foreign server brings its own chat implementation.
+    // A foreign server brings its own chat implementation; tenants have their own
+    // folders, named in their tenants file.
     let plugins_dir = match (&ctx.chat_plugin, kind) {
         (Some(plugin), SpawnKind::Memory | SpawnKind::Redis) => {
-            Some(install_plugin(plugin, ctx, name)?)
+            let dir = ctx.work_dir.join(format!("{name}-plugins"));
+            install_plugin(plugin, &dir, &ctx.chat_plugin_file)?;
+            Some(dir)
         }
         _ => None,
     };
     let (server, url) = match kind {
-        SpawnKind::Memory | SpawnKind::Redis => {
+        SpawnKind::Memory | SpawnKind::Redis | SpawnKind::Tenants(_) => {
             if !ctx.host_bin.exists() {
                 bail!(
                     "{} not found: build it with `cargo build --release -p rtm-host` or pass --host-bin",
                     ctx.host_bin.display()
                 );
             }
+            let mut env = ctx.host_env.clone();
+            if let SpawnKind::Tenants(spec) = kind {
+                env.extend(tenants_env(spec, ctx, name)?);
+            }
             let spec = HostSpec {
                 bin: ctx.host_bin.clone(),
                 redis_url: redis_url.clone(),
                 plugins_dir: plugins_dir.clone(),
-                env: ctx.host_env.clone(),
+                env,
             };
             spawn::host(&spec, &ctx.work_dir, &format!("{name}-host"))
                 .await
@@ -165,7 +202,7 @@ async fn spawn_target(kind: &SpawnKind, ctx: &SpawnContext, name: &str) -> anyho
         None => None,
     };
     Ok(Target {
-        label: kind.label().to_owned(),
+        label: labelled(kind.label(), tenancy),
         url,
         addr,
         authority,
@@ -173,24 +210,56 @@ async fn spawn_target(kind: &SpawnKind, ctx: &SpawnContext, name: &str) -> anyho
         redis_pid,
         redis_addr,
         plugins_dir,
+        tenancy: tenancy.clone(),
         procs,
     })
 }
 
-/// Copies the chat plugin into a fresh PLUGINS_DIR for this target.
-fn install_plugin(plugin: &Path, ctx: &SpawnContext, name: &str) -> anyhow::Result<PathBuf> {
+/// Copies the chat plugin into a fresh plugin folder `dir` as `file`.
+fn install_plugin(plugin: &Path, dir: &Path, file: &str) -> anyhow::Result<()> {
     if !plugin.exists() {
         bail!(
             "chat plugin {} not found: `make guests` builds it, or pass --chat-plugin",
             plugin.display()
         );
     }
-    let dir = ctx.work_dir.join(format!("{name}-plugins"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dest = dir.join(&ctx.chat_plugin_file);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dest = dir.join(file);
     std::fs::copy(plugin, &dest)
         .with_context(|| format!("copying {} to {}", plugin.display(), dest.display()))?;
-    Ok(dir)
+    Ok(())
+}
+
+/// Writes the tenants file of a `*-tenants` host into `<work>/<name>-tenants/`, with
+/// each tenant's chat plugin in `<that dir>/t<i>/` when the scenario needs it, and
+/// returns the settings that point the host at it: `TENANTS_FILE` and the secret the
+/// file names (`env:` [`tenants::SECRET_ENV`]).
+fn tenants_env(
+    spec: &TenantsSpawn,
+    ctx: &SpawnContext,
+    name: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let dir = std::path::absolute(ctx.work_dir.join(format!("{name}-tenants")))
+        .context("resolving the work dir")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(plugin) = &ctx.chat_plugin {
+        for i in 0..spec.tenants as usize {
+            let tenant_dir = dir.join(tenants::tenant_id(i));
+            install_plugin(plugin, &tenant_dir, &ctx.chat_plugin_file)?;
+        }
+    }
+    let file = dir.join("tenants.toml");
+    let text = tenants::file_text(
+        spec.tenants,
+        spec.hs256_secret.is_some(),
+        ctx.chat_plugin.is_some(),
+    );
+    std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
+    let mut env = vec![("TENANTS_FILE".to_owned(), file.display().to_string())];
+    if let Some(secret) = &spec.hs256_secret {
+        env.push((tenants::SECRET_ENV.to_owned(), secret.clone()));
+    }
+    Ok(env)
 }
 
 /// `http://host:port[/..]` or `ws://host:port` to a socket address and `host:port`.

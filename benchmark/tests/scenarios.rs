@@ -10,6 +10,7 @@ use rtm_bench::measurement::Measurement;
 use rtm_bench::report::Report;
 use rtm_bench::scenario::{Env, connections, presence, storm};
 use rtm_bench::target::{SpawnContext, Target, TargetSpec};
+use rtm_bench::tenants::Tenancy;
 
 /// The host's configuration from `argv` alone: clap would otherwise fill every setting
 /// the flags leave out from the environment (`REDIS_URL`, `PRESENCE_*`, ...), and a
@@ -78,6 +79,7 @@ async fn env(scenario: &str, url: &str, extra: &[&str]) -> anyhow::Result<(Env, 
         redis_pid: None,
         redis_addr: None,
         plugins_dir: None,
+        tenancy: Tenancy::default(),
     };
     let ctx = SpawnContext {
         host_bin: args.host_bin.clone(),

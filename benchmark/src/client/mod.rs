@@ -5,6 +5,8 @@
 pub mod packet;
 pub mod socket;
 
+use std::borrow::Cow;
+
 pub use socket::{AckCallback, AckOutcome, Client, ClientOptions, EventSink, NoEvents};
 
 /// Why a connection or a request failed.
@@ -45,5 +47,44 @@ impl ClientError {
             Self::Packet(_) => "bad_packet",
             Self::Closed => "closed",
         }
+    }
+
+    /// [`kind`](Self::kind), with the server's reason when a namespace connect was
+    /// refused: `connect_refused:unauthorized`, `connect_refused:quota_exceeded`.
+    pub fn label(&self) -> Cow<'static, str> {
+        match self {
+            Self::Refused(raw) => match refusal_message(raw) {
+                Some(why) => Cow::Owned(format!("{}:{why}", self.kind())),
+                None => Cow::Borrowed(self.kind()),
+            },
+            _ => Cow::Borrowed(self.kind()),
+        }
+    }
+}
+
+/// The `message` of a `connect_error` payload (`{"message":"unauthorized",..}`), spaces
+/// as `_`, when it is short printable ASCII fit for an error table.
+fn refusal_message(raw: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let message = value.get("message")?.as_str()?;
+    let fits = !message.is_empty()
+        && message.len() <= 64
+        && message.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+    fits.then(|| message.replace(' ', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_refusals_by_code() {
+        let refused = ClientError::Refused(r#"{"message":"unauthorized","data":{}}"#.into());
+        assert_eq!(refused.label(), "connect_refused:unauthorized");
+        let odd = ClientError::Refused(r#"{"message":"Invalid namespace"}"#.into());
+        assert_eq!(odd.label(), "connect_refused:Invalid_namespace");
+        let raw = ClientError::Refused("not json".into());
+        assert_eq!(raw.label(), "connect_refused");
+        assert_eq!(ClientError::Closed.label(), "closed");
     }
 }

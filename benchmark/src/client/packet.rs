@@ -154,13 +154,19 @@ pub fn ack_data(args: &str) -> Result<Option<&RawValue>, PacketError> {
     Ok(parts.first().copied())
 }
 
-/// The namespace connect packet (`40` or `40/name,`).
-pub fn connect(nsp: &str) -> String {
-    if nsp == "/" {
-        "40".to_owned()
-    } else {
-        format!("40{nsp},")
+/// The namespace connect packet (`40` or `40/name,`), followed by the handshake's
+/// `auth` object when given (`40/name,{"token":".."}`); `auth` is already JSON.
+pub fn connect(nsp: &str, auth: Option<&str>) -> String {
+    let mut out = String::with_capacity(4 + nsp.len() + auth.map_or(0, str::len));
+    out.push_str("40");
+    if nsp != "/" {
+        out.push_str(nsp);
+        out.push(',');
     }
+    if let Some(auth) = auth {
+        out.push_str(auth);
+    }
+    out
 }
 
 /// An event packet `42[<id>]["name",<payload>]`; `payload` is already JSON.
@@ -271,8 +277,13 @@ mod tests {
 
     #[test]
     fn encodes() {
-        assert_eq!(connect("/"), "40");
-        assert_eq!(connect("/t1"), "40/t1,");
+        assert_eq!(connect("/", None), "40");
+        assert_eq!(connect("/t1", None), "40/t1,");
+        assert_eq!(connect("/", Some("{}")), "40{}");
+        assert_eq!(
+            connect("/t1", Some(r#"{"token":"x"}"#)),
+            r#"40/t1,{"token":"x"}"#
+        );
         assert_eq!(event("/", "ev", "{}", None), r#"42["ev",{}]"#);
         assert_eq!(event("/", "ev", "{}", Some(5)), r#"425["ev",{}]"#);
         assert_eq!(event("/t1", "ev", "1", Some(5)), r#"42/t1,5["ev",1]"#);

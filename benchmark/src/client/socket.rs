@@ -34,6 +34,8 @@ pub struct ClientOptions {
     pub path: String,
     /// Socket.IO namespace, `/` by default.
     pub namespace: String,
+    /// The namespace connect's `auth` object as JSON (e.g. `{"token":".."}`), if any.
+    pub auth: Option<String>,
     /// Bound on TCP connect + WebSocket upgrade + Engine.IO open + namespace connect.
     pub connect_timeout: Duration,
     /// An ack not received after this long is reported as [`AckOutcome::TimedOut`].
@@ -205,8 +207,11 @@ async fn handshake(
             }
         }
     };
-    ws.send(Message::text(packet::connect(&opts.namespace)))
-        .await?;
+    ws.send(Message::text(packet::connect(
+        &opts.namespace,
+        opts.auth.as_deref(),
+    )))
+    .await?;
     loop {
         let frame = next_text(&mut ws).await?;
         match packet::decode(&frame, &opts.namespace)? {

@@ -11,6 +11,7 @@ pub mod presence;
 pub mod reload;
 pub mod storm;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::client::ClientOptions;
 use crate::measurement::{Measurement, Probe};
 use crate::source_addr::SourceAddrs;
 use crate::target::Target;
+use crate::tenants::{Signer, Tenancy};
 
 /// Everything a scenario needs to know about the run and its target.
 pub struct Env {
@@ -29,6 +31,10 @@ pub struct Env {
     /// Target label for reports.
     pub target: String,
     pub plugins_dir: Option<PathBuf>,
+    /// The target's tenants and auth: per-client namespace and token.
+    pub tenancy: Tenancy,
+    /// Signs the clients' tokens when the target has HS256 auth.
+    signer: Option<Signer>,
 }
 
 impl Env {
@@ -40,6 +46,7 @@ impl Env {
                 authority: target.authority.clone(),
                 path: args.path.clone(),
                 namespace: args.namespace.clone(),
+                auth: None,
                 connect_timeout: args.connect_timeout,
                 ack_timeout: args.ack_timeout,
             },
@@ -51,7 +58,30 @@ impl Env {
             },
             target: target.label.clone(),
             plugins_dir: target.plugins_dir.clone(),
+            tenancy: target.tenancy.clone(),
+            signer: target.tenancy.hs256_secret.as_deref().map(Signer::new),
         }
+    }
+
+    /// Connection options of the client `user_id` of room `room`: the run's own, or,
+    /// when the target has tenants or auth, with the room's tenant namespace and a
+    /// token for `user_id`.
+    pub fn client_options(
+        &self,
+        room: usize,
+        user_id: &str,
+    ) -> Result<Cow<'_, ClientOptions>, jsonwebtoken::errors::Error> {
+        if self.tenancy.is_plain() {
+            return Ok(Cow::Borrowed(&self.opts));
+        }
+        let mut opts = self.opts.clone();
+        if let Some(namespace) = self.tenancy.namespace_of(room) {
+            opts.namespace = namespace;
+        }
+        if let Some(signer) = &self.signer {
+            opts.auth = Some(signer.auth_payload(user_id)?);
+        }
+        Ok(Cow::Owned(opts))
     }
 
     /// A progress label.

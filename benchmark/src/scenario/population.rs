@@ -1,6 +1,8 @@
 //! Bringing clients up: connect (from rotating source addresses) and `presence:join`,
 //! many at once, recording `connect`, `join` and `ready` (connect start to join ack)
-//! latencies and every failure by kind. Member `i` goes to room `i % rooms`.
+//! latencies and every failure by kind. Member `i` goes to room `i % rooms`; on a
+//! multi-tenant target, room `r` lives in tenant `r % tenants` (see [`crate::tenants`]),
+//! and with auth every client connects with a token whose `sub` is its user id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -137,13 +139,17 @@ async fn join_one(
 ) -> Option<Member> {
     let started = rec.now_us();
     rec.issued();
-    let client = match Client::connect(&env.opts, env.sources.next(), sink).await {
+    let Ok(opts) = env.client_options(room, user_id) else {
+        rec.err("connect", started, "sign_token");
+        return None;
+    };
+    let client = match Client::connect(&opts, env.sources.next(), sink).await {
         Ok(client) => {
             rec.ok("connect", started, rec.now_us() - started);
             client
         }
         Err(e) => {
-            rec.err("connect", started, e.kind());
+            rec.err("connect", started, &e.label());
             return None;
         }
     };

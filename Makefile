@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_PROGRESS_WHEN = auto
 
-.PHONY: run test setup-run setup-test host guests guests-polyglot lint test-rust test-js test-sdk test-polyglot deps-js
+.PHONY: run test setup-run setup-test host guests guests-polyglot lint test-rust test-js test-python-clients test-sdk test-polyglot deps-js
 
 # Cargo's output folder (CARGO_TARGET_DIR when set): where the host binary the JS
 # suites spawn lands. Guests always build under target/ (scripts/build-guests.sh).
@@ -26,7 +26,7 @@ guests: setup-run
 
 ## Every test: formatting, lints, Rust (unit, store conformance, plugin runtime, real
 ## clients), the socket.io-client suites, JS/Python guests, and the TypeScript SDK.
-test: setup-test lint test-rust test-js test-polyglot test-sdk
+test: setup-test lint test-rust test-js test-python-clients test-polyglot test-sdk
 
 ## What the two commands need (rustup target/components, apt packages as root), or one
 ## line naming what is missing: scripts/setup.sh.
@@ -70,6 +70,13 @@ test-js: host guests deps-js
 # any skip or todo (or no tests at all) and end with `suite <name>: passed N, failed N,
 # skipped N`. The same guard runs unittest (scripts/test-guards/).
 STRICT_NODE_TEST := --test-reporter=$(CURDIR)/scripts/test-guards/strict-reporter.mjs --test-reporter-destination=stdout
+
+# python-socketio (pinned, host/tests/python/requirements.txt) in a venv under target/.
+PY_CLIENTS := $(CURDIR)/target/py-clients
+test-python-clients: host
+	test -x $(PY_CLIENTS)/bin/python || python3 -m venv $(PY_CLIENTS)
+	$(PY_CLIENTS)/bin/pip install -q --disable-pip-version-check -r host/tests/python/requirements.txt
+	RTM_HOST_BIN=$(HOST_BIN) $(PY_CLIENTS)/bin/python scripts/test-guards/pyunit_strict.py -s host/tests/python --name host/tests/python
 
 test-polyglot: host guests guests-polyglot
 	TEST_SUITE_NAME=guest-sdk/js RTM_CHAT_WASM=$(GUESTS)/chat-v1.wasm node --test $(STRICT_NODE_TEST) guest-sdk/js/test/components.test.mjs

@@ -2,7 +2,7 @@
 # Builds every Rust plugin and test guest from source for wasm32-wasip2 and collects the
 # components in target/wasm-guests/artifacts/ (the names the test suites use):
 #   chat-v1.wasm chat-v2.wasm (marks messages "v2") kv-a.wasm kv-b.wasm trap.wasm panic.wasm
-#   spin.wasm membomb.wasm fs.wasm net.wasm bad-manifest.wasm noop.wasm
+#   spin.wasm membomb.wasm fs.wasm net.wasm bad-manifest.wasm noop.wasm host-probe.wasm
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/target/wasm-guests/artifacts"
@@ -30,4 +30,5 @@ cp "$main/kv_probe.wasm" "$out/kv-a.wasm"
 cp "$v2/kv_probe.wasm" "$out/kv-b.wasm"
 for g in trap panic spin membomb fs net noop; do cp "$main/$g.wasm" "$out/$g.wasm"; done
 cp "$main/bad_manifest.wasm" "$out/bad-manifest.wasm"
+cp "$main/host_probe.wasm" "$out/host-probe.wasm"
 echo "guests: components in $out" >&2

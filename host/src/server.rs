@@ -22,7 +22,7 @@ use crate::cluster::{self, ClusterAdapter};
 use crate::config::Config;
 use crate::http::{self, HttpState};
 use crate::plugins::SharedEngine;
-use crate::presence::batch::BatchConfig;
+use crate::presence::batch::{BatchConfig, SharedLanes};
 use crate::presence::ids;
 use crate::presence::request::Limits;
 use crate::request_head;
@@ -109,6 +109,7 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             let store = StoreKind::Redis {
                 backend: Box::new(redis.clone()),
                 batching,
+                lanes: SharedLanes::new(pool_size),
             };
             let parts = node_parts(cfg, &node_id, store)?;
             let tenants = start_tenants(cfg, parts, Arc::new(mount)).await?;

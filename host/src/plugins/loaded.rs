@@ -97,10 +97,12 @@ pub(super) async fn load(
 ) -> Result<LoadedPlugin, LoadError> {
     let hash = content_hash(&bytes);
     let compiling = shared.clone();
-    let component = tokio::task::spawn_blocking(move || compiling.engine.compile(&bytes))
-        .await
-        .map_err(|e| LoadError::Task(e.to_string()))?
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let key = hash.clone();
+    let component =
+        tokio::task::spawn_blocking(move || compiling.engine.compile_shared(&key, &bytes))
+            .await
+            .map_err(|e| LoadError::Task(e.to_string()))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
     let pre = shared
         .engine
         .linker

@@ -25,7 +25,7 @@ use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::plugin_bridge::PluginBridge;
 use crate::plugins::{KvBackend, PluginConfig, Plugins, SharedEngine};
-use crate::presence::batch::{BatchConfig, Batcher};
+use crate::presence::batch::{BatchConfig, Batcher, SharedLanes};
 use crate::presence::clock::now_ms;
 use crate::presence::memory::MemoryStore;
 use crate::presence::redis::RedisStore;
@@ -55,6 +55,8 @@ pub enum StoreKind {
     Redis {
         backend: Box<RedisBackend>,
         batching: BatchConfig,
+        /// Pool lanes every tenant's batcher shares.
+        lanes: SharedLanes,
     },
 }
 
@@ -95,12 +97,16 @@ impl NodeParts {
     async fn store(&self, key_prefix: &str) -> anyhow::Result<Arc<dyn PresenceStore>> {
         Ok(match &self.store {
             StoreKind::Memory => Arc::new(MemoryStore::new(self.ttl_ms)),
-            StoreKind::Redis { backend, batching } => {
+            StoreKind::Redis {
+                backend,
+                batching,
+                lanes,
+            } => {
                 let store = RedisStore::new(backend.pool.clone(), key_prefix, self.ttl_ms)
                     .await
                     .context("loading presence scripts")?;
                 // Heartbeats and joins from many sockets share script calls.
-                Arc::new(Batcher::new(Arc::new(store), *batching))
+                Arc::new(Batcher::sharing(Arc::new(store), *batching, lanes))
             }
         })
     }

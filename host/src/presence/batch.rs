@@ -431,10 +431,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_call_fails_every_request_in_it() {
         let c: Coalescer<u32, u32> = Coalescer::start(
-            BatchConfig {
-                lanes: 2,
-                window: Duration::ZERO,
-            },
+            Duration::ZERO,
+            Arc::new(Semaphore::new(2)),
             8,
             |_| async { Err(StoreError::Unavailable("down".into())) },
         );

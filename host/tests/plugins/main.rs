@@ -11,4 +11,5 @@ mod kv_redis;
 #[path = "../support/mod.rs"]
 mod procs;
 mod quarantine;
+mod shared_engine;
 mod support;

@@ -430,12 +430,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_call_fails_every_request_in_it() {
-        let c: Coalescer<u32, u32> = Coalescer::start(
-            Duration::ZERO,
-            Arc::new(Semaphore::new(2)),
-            8,
-            |_| async { Err(StoreError::Unavailable("down".into())) },
-        );
+        let c: Coalescer<u32, u32> =
+            Coalescer::start(Duration::ZERO, Arc::new(Semaphore::new(2)), 8, |_| async {
+                Err(StoreError::Unavailable("down".into()))
+            });
         assert!(matches!(
             c.call(vec![1, 2]).await,
             Err(StoreError::Unavailable(_))

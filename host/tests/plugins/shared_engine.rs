@@ -44,7 +44,11 @@ async fn two_tenants_share_one_engine_and_keep_their_own_data() {
             .await
             .expect("b get"),
     );
-    assert_eq!(b_sees["value"], serde_json::Value::Null, "b sees nothing of a: {b_sees}");
+    assert_eq!(
+        b_sees["value"],
+        serde_json::Value::Null,
+        "b sees nothing of a: {b_sees}"
+    );
     a.shutdown();
     b.dispatch(call("s", None, "kva:set", json!({"value": "of b"})))
         .await

@@ -46,7 +46,11 @@ impl Plugin for Probe {
 
     fn on_event(ctx: Ctx) -> Result<Reply, Error> {
         let a: Args = ctx.payload().unwrap_or_default();
-        let action = ctx.event.strip_prefix("probe:").unwrap_or_default().to_owned();
+        let action = ctx
+            .event
+            .strip_prefix("probe:")
+            .unwrap_or_default()
+            .to_owned();
         match action.as_str() {
             "emit-socket" => outcome(emit::to_socket(&a.socket, "probe:ping", &ping(&ctx))),
             "emit-room" => outcome(emit::to_room(&a.room, "probe:ping", &ping(&ctx))),

@@ -22,8 +22,9 @@ use crate::cluster::{self, ClusterAdapter};
 use crate::config::Config;
 use crate::http::{self, HttpState};
 use crate::plugins::SharedEngine;
-use crate::presence::batch::{BatchConfig, SharedLanes};
+use crate::presence::batch::{BatchConfig, SharedBatching};
 use crate::presence::ids;
+use crate::presence::redis::Touches;
 use crate::presence::request::Limits;
 use crate::request_head;
 use crate::tenancy::secret::Secret;
@@ -109,7 +110,10 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             let store = StoreKind::Redis {
                 backend: Box::new(redis.clone()),
                 batching,
-                lanes: SharedLanes::new(pool_size),
+                shared: SharedBatching::new(
+                    Touches::new(redis.pool.clone(), cfg.presence_ttl_ms),
+                    batching,
+                ),
             };
             let parts = node_parts(cfg, &node_id, store)?;
             let tenants = start_tenants(cfg, parts, Arc::new(mount)).await?;

@@ -552,3 +552,64 @@ fn redis_fixture_restart_proves_the_new_child() {
     assert_ne!(redis.pid(), pid, "a new process");
     redis.assert_ours();
 }
+
+/// Two tenants' stores (two key prefixes) behind batchers that share the node's
+/// heartbeat queue: heartbeats of both go out in shared script calls and each refreshes
+/// its own tenant's registration and index, fencing and all.
+#[tokio::test(flavor = "multi_thread")]
+async fn heartbeats_of_two_tenants_share_calls_and_stay_in_their_own_keys() {
+    use fred::prelude::SortedSetsInterface;
+    use rtm_host::presence::batch::SharedBatching;
+    use rtm_host::presence::redis::Touches;
+
+    let server = support::Redis::start();
+    let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2, true)
+        .await
+        .expect("connect to the private redis-server");
+    let cfg = BatchConfig {
+        lanes: 1,
+        window: Duration::from_millis(5),
+    };
+    let shared = SharedBatching::new(Touches::new(backend.pool.clone(), TTL_MS), cfg);
+    let mut stores = Vec::new();
+    for prefix in ["prs:t1:", "prs:t2:"] {
+        let inner = Arc::new(
+            RedisStore::new(backend.pool.clone(), prefix, TTL_MS)
+                .await
+                .expect("RedisStore loads its scripts"),
+        );
+        stores.push(Batcher::sharing(inner, cfg, &shared));
+    }
+    for s in &stores {
+        s.join(join("c1", "r", "alice", "s1", None))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let before: Vec<Option<f64>> = futures::future::join_all(
+        ["prs:t1:seen", "prs:t2:seen"].map(|k| backend.pool.zscore(k, "c1 r alice")),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.unwrap())
+    .collect();
+    assert!(before.iter().all(Option::is_some), "{before:?}");
+    let first = [touch("c1", "s1")];
+    let second = [touch("c1", "s9"), touch("c1", "s1"), touch("gone", "s1")];
+    let (a, b) = tokio::join!(stores[0].heartbeat(&first), stores[1].heartbeat(&second));
+    assert_eq!(a.unwrap(), [Touch::Alive(1)]);
+    assert_eq!(
+        b.unwrap(),
+        [Touch::Fenced(1), Touch::Alive(1), Touch::Missing]
+    );
+    assert!(
+        backend
+            .pool
+            .zscore::<Option<f64>, _, _>("prs:seen", "c1 r alice")
+            .await
+            .unwrap()
+            .is_none(),
+        "no tenant-less index was written"
+    );
+    server.assert_ours();
+}

@@ -2,6 +2,8 @@
 //! `lua/`, loaded once at start and called by hash (reloaded on `NOSCRIPT`, e.g. after a
 //! Redis restart), so every multi-key change is atomic and costs one round trip.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use fred::clients::Pool;
 use fred::prelude::*;
@@ -24,7 +26,6 @@ macro_rules! script {
 struct Scripts {
     join_batch: Script,
     resume: Script,
-    heartbeat: Script,
     patch: Script,
     remove: Script,
     snapshot: Script,
@@ -36,7 +37,6 @@ impl Scripts {
         Self {
             join_batch: script!("lua/join_batch.lua"),
             resume: script!("lua/resume.lua"),
-            heartbeat: script!("lua/heartbeat.lua"),
             patch: script!("lua/patch.lua"),
             remove: script!("lua/remove.lua"),
             snapshot: script!("lua/snapshot.lua"),
@@ -44,11 +44,10 @@ impl Scripts {
         }
     }
 
-    fn all(&self) -> [&Script; 7] {
+    fn all(&self) -> [&Script; 6] {
         [
             &self.join_batch,
             &self.resume,
-            &self.heartbeat,
             &self.patch,
             &self.remove,
             &self.snapshot,
@@ -64,6 +63,7 @@ pub struct RedisStore {
     ttl_ms: String,
     seen_key: String,
     scripts: Scripts,
+    touches: Touches,
 }
 
 impl RedisStore {
@@ -73,12 +73,19 @@ impl RedisStore {
             seen_key: format!("{prefix}seen"),
             prefix: prefix.to_owned(),
             ttl_ms: ttl_ms.to_string(),
+            touches: Touches::new(pool.clone(), ttl_ms),
             pool,
             scripts: Scripts::new(),
         };
         for script in store.scripts.all() {
             script.load(store.pool.next()).await.map_err(store_error)?;
         }
+        store
+            .touches
+            .script
+            .load(store.pool.next())
+            .await
+            .map_err(store_error)?;
         Ok(store)
     }
 
@@ -206,7 +213,85 @@ fn registration(v: Value) -> Result<Registration, StoreError> {
     Ok(reg)
 }
 
+/// One heartbeat with its keys spelled out, so heartbeats of many tenants (stores with
+/// different prefixes) can share one script call ([`Touches`]).
+#[derive(Debug, Clone)]
+pub struct TouchKeys {
+    pub conn_key: String,
+    pub seen_key: String,
+    pub owner: String,
+    pub member: String,
+}
+
+/// Runs heartbeats on Redis, whoever's they are: the node-wide half of the heartbeat
+/// script, used by every tenant's store (and by a batcher that gathers many tenants').
+#[derive(Clone)]
+pub struct Touches {
+    pool: Pool,
+    script: Arc<Script>,
+    ttl_ms: String,
+}
+
+impl Touches {
+    pub fn new(pool: Pool, ttl_ms: u64) -> Self {
+        Self {
+            pool,
+            script: Arc::new(script!("lua/heartbeat.lua")),
+            ttl_ms: ttl_ms.to_string(),
+        }
+    }
+
+    /// Refreshes each registration its owner still holds; one result per entry.
+    pub async fn run(&self, touches: &[TouchKeys]) -> Result<Vec<Touch>, StoreError> {
+        if touches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = Vec::with_capacity(2 * touches.len());
+        let mut args = Vec::with_capacity(1 + 2 * touches.len());
+        args.push(self.ttl_ms.clone());
+        for t in touches {
+            keys.extend([t.conn_key.clone(), t.seen_key.clone()]);
+            args.extend([t.owner.clone(), t.member.clone()]);
+        }
+        let reply = self
+            .script
+            .evalsha_with_reload::<Value, _, _>(self.pool.next(), keys, args)
+            .await
+            .map_err(store_error)?;
+        let reply = items(reply)?;
+        if reply.len() != touches.len() {
+            return Err(malformed("heartbeat reply length"));
+        }
+        reply
+            .iter()
+            .map(|v| {
+                let n = int(v)?;
+                Ok(match n {
+                    0 => Touch::Missing,
+                    n if n < 0 => Touch::Fenced(n.unsigned_abs()),
+                    n => Touch::Alive(n.unsigned_abs()),
+                })
+            })
+            .collect()
+    }
+}
+
 impl RedisStore {
+    /// The keys a heartbeat of `spec` touches.
+    pub fn touch_keys(&self, spec: &TouchSpec<'_>) -> TouchKeys {
+        TouchKeys {
+            conn_key: self.conn_key(spec.conn_id),
+            seen_key: self.seen_key.clone(),
+            owner: spec.owner.to_owned(),
+            member: Self::seen_member(spec.conn_id, spec.room_id, spec.user_id),
+        }
+    }
+
+    /// The heartbeat runner on this store's pool.
+    pub fn touches(&self) -> &Touches {
+        &self.touches
+    }
+
     /// KEYS of the resume script: the registration hash, the room's
     /// index and the by-last-seen index.
     fn registration_keys(&self, conn_id: &str, room_id: &str) -> Vec<String> {
@@ -366,33 +451,8 @@ impl PresenceStore for RedisStore {
     }
 
     async fn heartbeat(&self, specs: &[TouchSpec<'_>]) -> Result<Vec<Touch>, StoreError> {
-        if specs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut keys = Vec::with_capacity(specs.len() + 1);
-        let mut args = Vec::with_capacity(specs.len() + 1);
-        keys.push(self.seen_key.clone());
-        args.push(self.ttl_ms.clone());
-        for s in specs {
-            keys.push(self.conn_key(s.conn_id));
-            args.push(s.owner.to_owned());
-            args.push(Self::seen_member(s.conn_id, s.room_id, s.user_id));
-        }
-        let reply = items(self.call(&self.scripts.heartbeat, keys, args).await?)?;
-        if reply.len() != specs.len() {
-            return Err(malformed("heartbeat reply length"));
-        }
-        reply
-            .iter()
-            .map(|v| {
-                let n = int(v)?;
-                Ok(match n {
-                    0 => Touch::Missing,
-                    n if n < 0 => Touch::Fenced(n.unsigned_abs()),
-                    n => Touch::Alive(n.unsigned_abs()),
-                })
-            })
-            .collect()
+        let touches: Vec<TouchKeys> = specs.iter().map(|s| self.touch_keys(s)).collect();
+        self.touches().run(&touches).await
     }
 
     async fn patch(

@@ -25,7 +25,7 @@ use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::plugin_bridge::PluginBridge;
 use crate::plugins::{KvBackend, PluginConfig, Plugins, SharedEngine};
-use crate::presence::batch::{BatchConfig, Batcher, SharedLanes};
+use crate::presence::batch::{BatchConfig, Batcher, SharedBatching};
 use crate::presence::clock::now_ms;
 use crate::presence::memory::MemoryStore;
 use crate::presence::redis::RedisStore;
@@ -55,8 +55,8 @@ pub enum StoreKind {
     Redis {
         backend: Box<RedisBackend>,
         batching: BatchConfig,
-        /// Pool lanes every tenant's batcher shares.
-        lanes: SharedLanes,
+        /// Heartbeat queue and pool lanes every tenant's batcher shares.
+        shared: SharedBatching,
     },
 }
 
@@ -100,13 +100,13 @@ impl NodeParts {
             StoreKind::Redis {
                 backend,
                 batching,
-                lanes,
+                shared,
             } => {
                 let store = RedisStore::new(backend.pool.clone(), key_prefix, self.ttl_ms)
                     .await
                     .context("loading presence scripts")?;
                 // Heartbeats and joins from many sockets share script calls.
-                Arc::new(Batcher::sharing(Arc::new(store), *batching, lanes))
+                Arc::new(Batcher::sharing(Arc::new(store), *batching, shared))
             }
         })
     }

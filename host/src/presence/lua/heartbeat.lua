@@ -1,18 +1,20 @@
--- Refresh many registrations in one step. KEYS: seen zset, then one conn hash per entry.
+-- Refresh many registrations in one step, of one tenant or of several (the keys of each
+-- entry are passed in full). KEYS: per entry its conn hash, then its by-last-seen zset.
 -- ARGV: ttl_ms, then per entry its owning socket id and its seen member ('<id> <room> <user>').
 -- Returns one integer per entry: its epoch (refreshed), -epoch (owned by another socket), 0 (gone).
 local now = now_ms()
 local out = {}
-for i = 2, #KEYS do
-  local cur = redis.call('HMGET', KEYS[i], 'owner', 'epoch')
+for e = 1, #KEYS / 2 do
+  local hkey, seen = KEYS[2 * e - 1], KEYS[2 * e]
+  local cur = redis.call('HMGET', hkey, 'owner', 'epoch')
   if not cur[2] then
-    out[i - 1] = 0
-  elseif cur[1] ~= ARGV[2 * i - 2] then
-    out[i - 1] = -tonumber(cur[2])
+    out[e] = 0
+  elseif cur[1] ~= ARGV[2 * e] then
+    out[e] = -tonumber(cur[2])
   else
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    redis.call('ZADD', KEYS[1], now, ARGV[2 * i - 1])
-    out[i - 1] = tonumber(cur[2])
+    redis.call('PEXPIRE', hkey, ARGV[1])
+    redis.call('ZADD', seen, now, ARGV[2 * e + 1])
+    out[e] = tonumber(cur[2])
   end
 end
 return out

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod layout;
 pub mod memory;
 pub mod reaper;
 pub mod redis;

@@ -11,6 +11,7 @@ use fred::types::scripts::Script;
 use serde_json::{Map, Value as Json};
 
 use super::error::StoreError;
+use super::layout::Layout;
 use super::store::*;
 
 macro_rules! script {
@@ -59,19 +60,23 @@ impl Scripts {
 /// [`PresenceStore`] on Redis; the layout is in PROTOCOL.md and `lua/prelude.lua`.
 pub struct RedisStore {
     pool: Pool,
-    prefix: String,
+    layout: Layout,
     ttl_ms: String,
-    seen_key: String,
     scripts: Scripts,
     touches: Touches,
 }
 
 impl RedisStore {
-    /// Builds the store and loads its scripts (so the first request does not pay for it).
+    /// Builds the store on the flat layout under `prefix` and loads its scripts (so the
+    /// first request does not pay for it).
     pub async fn new(pool: Pool, prefix: &str, ttl_ms: u64) -> Result<Self, StoreError> {
+        Self::with_layout(pool, Layout::flat(prefix), ttl_ms).await
+    }
+
+    /// Builds the store on `layout` (a tenant's: [`Layout::tagged`]).
+    pub async fn with_layout(pool: Pool, layout: Layout, ttl_ms: u64) -> Result<Self, StoreError> {
         let store = Self {
-            seen_key: format!("{prefix}seen"),
-            prefix: prefix.to_owned(),
+            layout,
             ttl_ms: ttl_ms.to_string(),
             touches: Touches::new(pool.clone(), ttl_ms),
             pool,
@@ -89,12 +94,16 @@ impl RedisStore {
         Ok(store)
     }
 
-    fn conn_key(&self, id: &str) -> String {
-        format!("{}conn:{id}", self.prefix)
+    fn conn_key(&self, room: &str, id: &str) -> String {
+        self.layout.conn(room, id)
     }
 
     fn room_key(&self, room: &str) -> String {
-        format!("{}room:{room}", self.prefix)
+        self.layout.room(room)
+    }
+
+    fn seen_key(&self, room: &str) -> String {
+        self.layout.seen(room)
     }
 
     /// The registration's entry in the by-last-seen index (see `lua/prelude.lua`).
@@ -280,8 +289,8 @@ impl RedisStore {
     /// The keys a heartbeat of `spec` touches.
     pub fn touch_keys(&self, spec: &TouchSpec<'_>) -> TouchKeys {
         TouchKeys {
-            conn_key: self.conn_key(spec.conn_id),
-            seen_key: self.seen_key.clone(),
+            conn_key: self.conn_key(spec.room_id, spec.conn_id),
+            seen_key: self.seen_key(spec.room_id),
             owner: spec.owner.to_owned(),
             member: Self::seen_member(spec.conn_id, spec.room_id, spec.user_id),
         }
@@ -296,16 +305,16 @@ impl RedisStore {
     /// index and the by-last-seen index.
     fn registration_keys(&self, conn_id: &str, room_id: &str) -> Vec<String> {
         vec![
-            self.conn_key(conn_id),
+            self.conn_key(room_id, conn_id),
             self.room_key(room_id),
-            self.seen_key.clone(),
+            self.seen_key(room_id),
         ]
     }
 
-    /// ARGV the resume script starts with: prefix, connection, room, user.
+    /// ARGV the resume script starts with: the room's key base, connection, room, user.
     fn registration_args(&self, conn_id: &str, room_id: &str, user_id: &str) -> Vec<String> {
         vec![
-            self.prefix.clone(),
+            self.layout.base(room_id),
             conn_id.to_owned(),
             room_id.to_owned(),
             user_id.to_owned(),
@@ -336,14 +345,17 @@ impl RedisStore {
 impl RedisStore {
     /// KEYS and ARGV of `join_batch.lua`.
     fn join_batch_call(&self, specs: &[JoinSpec<'_>]) -> (Vec<String>, Vec<String>) {
-        let mut keys = Vec::with_capacity(1 + 2 * specs.len());
-        let mut args = Vec::with_capacity(2 + 8 * specs.len());
-        keys.push(self.seen_key.clone());
-        args.extend([self.prefix.clone(), self.ttl_ms.clone()]);
+        let mut keys = Vec::with_capacity(3 * specs.len());
+        let mut args = Vec::with_capacity(1 + 10 * specs.len());
+        args.push(self.ttl_ms.clone());
         for spec in specs {
-            keys.push(self.conn_key(spec.conn_id));
-            keys.push(self.room_key(spec.room_id));
+            keys.extend([
+                self.conn_key(spec.room_id, spec.conn_id),
+                self.room_key(spec.room_id),
+                self.seen_key(spec.room_id),
+            ]);
             args.extend([
+                self.layout.base(spec.room_id),
                 spec.conn_id.to_owned(),
                 spec.room_id.to_owned(),
                 spec.user_id.to_owned(),
@@ -462,7 +474,10 @@ impl PresenceStore for RedisStore {
         patch: &Map<String, Json>,
         max_state_bytes: usize,
     ) -> Result<Patched, StoreError> {
-        let keys = vec![self.conn_key(touch.conn_id), self.seen_key.clone()];
+        let keys = vec![
+            self.conn_key(touch.room_id, touch.conn_id),
+            self.seen_key(touch.room_id),
+        ];
         let mut args = vec![
             touch.owner.to_owned(),
             epoch.map(|e| e.to_string()).unwrap_or_default(),
@@ -491,9 +506,9 @@ impl PresenceStore for RedisStore {
 
     async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError> {
         let keys = vec![
-            self.conn_key(spec.conn_id),
+            self.conn_key(spec.room_id, spec.conn_id),
             self.room_key(spec.room_id),
-            self.seen_key.clone(),
+            self.seen_key(spec.room_id),
         ];
         let args = vec![
             spec.owner.to_owned(),
@@ -513,22 +528,48 @@ impl PresenceStore for RedisStore {
         let reply = self
             .call(
                 &self.scripts.snapshot,
-                vec![self.room_key(room_id), self.seen_key.clone()],
-                vec![self.prefix.clone(), room_id.to_owned()],
+                vec![self.room_key(room_id), self.seen_key(room_id)],
+                vec![self.layout.base(room_id), room_id.to_owned()],
             )
             .await?;
         snapshot(reply)
     }
 
     async fn reap(&self, lookback_ms: u64, limit: usize) -> Result<Vec<Reaped>, StoreError> {
+        let mut out = Vec::new();
+        for base in self.layout.bases() {
+            if out.len() >= limit {
+                break;
+            }
+            out.extend(
+                self.reap_bucket(&base, lookback_ms, limit - out.len())
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn ping(&self) -> bool {
+        self.pool.next().ping::<String>(None).await.is_ok()
+    }
+}
+
+impl RedisStore {
+    /// One bucket's reap (the whole store on the flat layout).
+    async fn reap_bucket(
+        &self,
+        base: &str,
+        lookback_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<Reaped>, StoreError> {
         let args = vec![
-            self.prefix.clone(),
+            base.to_owned(),
             self.ttl_ms.clone(),
             lookback_ms.to_string(),
             limit.to_string(),
         ];
         let reply = self
-            .call(&self.scripts.reap, vec![self.seen_key.clone()], args)
+            .call(&self.scripts.reap, vec![format!("{base}seen")], args)
             .await?;
         items(reply)?
             .into_iter()
@@ -554,9 +595,5 @@ impl PresenceStore for RedisStore {
                 })
             })
             .collect()
-    }
-
-    async fn ping(&self) -> bool {
-        self.pool.next().ping::<String>(None).await.is_ok()
     }
 }

@@ -27,6 +27,7 @@ use crate::plugin_bridge::PluginBridge;
 use crate::plugins::{KvBackend, PluginConfig, Plugins, SharedEngine};
 use crate::presence::batch::{BatchConfig, Batcher, SharedBatching};
 use crate::presence::clock::now_ms;
+use crate::presence::layout::Layout;
 use crate::presence::memory::MemoryStore;
 use crate::presence::redis::RedisStore;
 use crate::presence::request::Limits;
@@ -94,7 +95,21 @@ impl NodeParts {
         }
     }
 
-    async fn store(&self, key_prefix: &str) -> anyhow::Result<Arc<dyn PresenceStore>> {
+    /// A tenant's key layout: the original flat one for the single-tenant host, hash
+    /// tags per tenant and room bucket with a tenants file (Redis Cluster ready).
+    fn layout(&self, key_prefix: &str, tenant: &str) -> Layout {
+        if self.per_tenant_keys {
+            Layout::tagged(key_prefix, tenant)
+        } else {
+            Layout::flat(key_prefix)
+        }
+    }
+
+    async fn store(
+        &self,
+        key_prefix: &str,
+        tenant: &str,
+    ) -> anyhow::Result<Arc<dyn PresenceStore>> {
         Ok(match &self.store {
             StoreKind::Memory => Arc::new(MemoryStore::new(self.ttl_ms)),
             StoreKind::Redis {
@@ -102,9 +117,13 @@ impl NodeParts {
                 batching,
                 shared,
             } => {
-                let store = RedisStore::new(backend.pool.clone(), key_prefix, self.ttl_ms)
-                    .await
-                    .context("loading presence scripts")?;
+                let store = RedisStore::with_layout(
+                    backend.pool.clone(),
+                    self.layout(key_prefix, tenant),
+                    self.ttl_ms,
+                )
+                .await
+                .context("loading presence scripts")?;
                 // Heartbeats and joins from many sockets share script calls.
                 Arc::new(Batcher::sharing(Arc::new(store), *batching, shared))
             }
@@ -114,6 +133,9 @@ impl NodeParts {
     fn kv(&self, key_prefix: &str) -> KvBackend {
         match &self.store {
             StoreKind::Memory => KvBackend::memory(),
+            StoreKind::Redis { backend, .. } if self.per_tenant_keys => {
+                KvBackend::redis_tagged(backend.pool.clone(), key_prefix.to_owned())
+            }
             StoreKind::Redis { backend, .. } => {
                 KvBackend::redis(backend.pool.clone(), key_prefix.to_owned())
             }
@@ -132,7 +154,7 @@ impl NodeParts {
         let key_prefix = self.key_prefix(&cfg.id);
         let fanout = mount.fanout(&namespaces);
         let presence = Arc::new(Presence::new(
-            self.store(&key_prefix).await?,
+            self.store(&key_prefix, &cfg.id).await?,
             fanout.clone(),
             self.presence_limits,
             self.node_id.clone(),

@@ -443,7 +443,7 @@ describe('isolation: host-probe in tenants a and b on two nodes sharing one Redi
       const keys = await h.redis.scan(`*${key}*`);
       assert.deepEqual(
         keys,
-        [`prs:a:plugin:a:${PROBE_PLUGIN}:${key}`, `prs:b:plugin:b:${PROBE_PLUGIN}:${key}`],
+        [`prs:a:plugin:{a:${PROBE_PLUGIN}}:${key}`, `prs:b:plugin:{b:${PROBE_PLUGIN}}:${key}`],
         `the key of each tenant under its own prefix: ${show(keys)}`,
       );
       const [rowA, rowB] = await Promise.all(keys.map((k) => h.redis.dump(k)));
@@ -493,8 +493,11 @@ describe('isolation: host-probe in tenants a and b on two nodes sharing one Redi
         ['a', aConn],
         ['b', bConn],
       ]) {
-        assert.ok(keys.some((k) => k.startsWith(`prs:${id}:conn:`) && k.includes(connId)), `tenant ${id}'s registration under prs:${id}:conn:; all keys: ${show(keys)}`);
-        assert.ok(keys.includes(`prs:${id}:plugin:${id}:${PROBE_PLUGIN}:live`), `tenant ${id}'s kv under prs:${id}:plugin:${id}:${PROBE_PLUGIN}:; all keys: ${show(keys)}`);
+        // Redis Cluster layout: a room's keys carry a hash tag of tenant and room bucket,
+        // a plugin's kv keys one of tenant and plugin.
+        const conn = new RegExp(`^prs:${id}:\\{${id}:b\\d+\\}:conn:${connId}$`);
+        assert.ok(keys.some((k) => conn.test(k)), `tenant ${id}'s registration under prs:${id}:{${id}:b<k>}:conn:; all keys: ${show(keys)}`);
+        assert.ok(keys.includes(`prs:${id}:plugin:{${id}:${PROBE_PLUGIN}}:live`), `tenant ${id}'s kv under prs:${id}:plugin:{${id}:${PROBE_PLUGIN}}:; all keys: ${show(keys)}`);
       }
     }),
   );
@@ -687,8 +690,8 @@ describe('isolation: per-call budgets and kv quotas set per tenant in [tenant.pl
       await a.join(uid('keys'), uid('al'));
       await b.join(uid('keys'), uid('bo'));
       const keys = await h.redis.scan('*');
-      assert.ok(keys.some((k) => k.startsWith(`prs:a:plugin:a:${PROBE_PLUGIN}:`)), `a's kv keys are there: ${show(keys)}`);
-      assert.ok(keys.some((k) => k.startsWith(`prs:b:plugin:b:${PROBE_PLUGIN}:`)), `b's kv keys are there: ${show(keys)}`);
+      assert.ok(keys.some((k) => k.startsWith(`prs:a:plugin:{a:${PROBE_PLUGIN}}:`)), `a's kv keys are there: ${show(keys)}`);
+      assert.ok(keys.some((k) => k.startsWith(`prs:b:plugin:{b:${PROBE_PLUGIN}}:`)), `b's kv keys are there: ${show(keys)}`);
       assert.deepEqual(strayKeys(keys), [], `every key carries its tenant (prs:a: / prs:b:); all keys: ${show(keys)}`);
     }),
   );

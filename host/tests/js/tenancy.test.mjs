@@ -269,10 +269,10 @@ describe('tenancy: two tenants on two nodes sharing one Redis', () => {
       assert.deepEqual(messages.map((m) => m.id), [fromB.data.id], `a fresh socket of b reads only b's history: ${show(messages)}`);
 
       // In Redis each history lives under its own tenant's plugin namespace.
-      const dumpA = await h.redis.dump(`prs:a:plugin:a:chat:*${room}*`);
-      const dumpB = await h.redis.dump(`prs:b:plugin:b:chat:*${room}*`);
-      assert.ok(dumpA.length > 0, `a's chat history under prs:a:plugin:a:chat: (all keys: ${show(await h.redis.scan('*'))})`);
-      assert.ok(dumpB.length > 0, `b's chat history under prs:b:plugin:b:chat: (all keys: ${show(await h.redis.scan('*'))})`);
+      const dumpA = await h.redis.dump(`prs:a:plugin:{a:chat}:*${room}*`);
+      const dumpB = await h.redis.dump(`prs:b:plugin:{b:chat}:*${room}*`);
+      assert.ok(dumpA.length > 0, `a's chat history under prs:a:plugin:{a:chat}: (all keys: ${show(await h.redis.scan('*'))})`);
+      assert.ok(dumpB.length > 0, `b's chat history under prs:b:plugin:{b:chat}: (all keys: ${show(await h.redis.scan('*'))})`);
       assert.ok(!JSON.stringify(dumpA).includes('said in tenant b'), `a's keys hold nothing of b: ${show(dumpA)}`);
       assert.ok(!JSON.stringify(dumpB).includes('said in tenant a'), `b's keys hold nothing of a: ${show(dumpB)}`);
     }),
@@ -298,8 +298,8 @@ describe('tenancy: two tenants on two nodes sharing one Redis', () => {
       assert.deepEqual((await a1.ok('kva:get')).data, ofA, "a's kv-a unchanged by b's write");
       assert.deepEqual((await b1.ok('kva:get')).data, { value: 'only-in-b', list: ['only-in-b'], hash: 'only-in-b', counter: 1 });
 
-      const dumpA = await h.redis.dump('prs:a:plugin:a:kv-a:*');
-      const dumpB = await h.redis.dump('prs:b:plugin:b:kv-a:*');
+      const dumpA = await h.redis.dump('prs:a:plugin:{a:kv-a}:*');
+      const dumpB = await h.redis.dump('prs:b:plugin:{b:kv-a}:*');
       assert.ok(dumpA.length > 0 && dumpB.length > 0, `kv keys per tenant, got ${show(await h.redis.scan('*'))}`);
       assert.ok(!JSON.stringify(dumpA).includes('only-in-b'), `a's kv holds nothing of b: ${show(dumpA)}`);
       assert.ok(!JSON.stringify(dumpB).includes('only-in-a'), `b's kv holds nothing of a: ${show(dumpB)}`);
@@ -362,7 +362,7 @@ describe('tenancy: two tenants on two nodes sharing one Redis', () => {
   );
 
   it(
-    'every Redis key the two tenants wrote starts with prs:a: or prs:b:',
+    'every Redis key the two tenants wrote starts with prs:a: or prs:b: and carries a hash tag of its tenant and room (or plugin)',
     TEST_TIMEOUT,
     h.wrap(async () => {
       // Live registrations in both tenants, on both nodes, next to what earlier tests left.
@@ -381,11 +381,19 @@ describe('tenancy: two tenants on two nodes sharing one Redis', () => {
       const stray = keys.filter((k) => !k.startsWith('prs:a:') && !k.startsWith('prs:b:'));
       assert.deepEqual(stray, [], `every key carries its tenant (prs:a: / prs:b:); all keys: ${show(keys)}`);
       for (const id of ['a', 'b']) {
-        assert.ok(
-          keys.some((k) => k.startsWith(`prs:${id}:conn:`) && k.includes(ids[id])),
-          `tenant ${id}'s registration ${ids[id]} is under prs:${id}:conn:; all keys: ${show(keys)}`,
+        // Redis Cluster layout: a room's keys share a hash tag of tenant and room bucket,
+        // a plugin's kv keys one of tenant and plugin; only the connection count is bare.
+        const presence = new RegExp(`^prs:${id}:\\{${id}:b\\d+\\}:(conn:|room:|seen$)`);
+        const kv = new RegExp(`^prs:${id}:plugin(-usage)?:\\{${id}:[a-z0-9-]+\\}:`);
+        const untagged = keys.filter(
+          (k) => k.startsWith(`prs:${id}:`) && k !== `prs:${id}:conns` && !presence.test(k) && !kv.test(k),
         );
-        assert.ok(keys.some((k) => k.startsWith(`prs:${id}:plugin:${id}:chat:`)), `tenant ${id}'s chat kv under prs:${id}:plugin:${id}:chat:`);
+        assert.deepEqual(untagged, [], `every key of ${id} but its connection count carries a hash tag: ${show(keys)}`);
+        assert.ok(
+          keys.some((k) => presence.test(k) && k.endsWith(`:conn:${ids[id]}`)),
+          `tenant ${id}'s registration ${ids[id]} is under prs:${id}:{${id}:b<k>}:conn:; all keys: ${show(keys)}`,
+        );
+        assert.ok(keys.some((k) => k.startsWith(`prs:${id}:plugin:{${id}:chat}:`)), `tenant ${id}'s chat kv under prs:${id}:plugin:{${id}:chat}:`);
       }
     }),
   );

@@ -67,8 +67,14 @@ pub enum KvBackend {
     /// Process memory: single node, lost on restart.
     Memory(Arc<MemoryKv>),
     /// Redis through the host's fred pool; `prefix` is the host's key prefix
-    /// (for example `rtm:`), prepended before `plugin:<tenant>:<plugin>:`.
-    Redis { pool: Pool, prefix: String },
+    /// (for example `rtm:`), prepended before `plugin:<tenant>:<plugin>:`. `tagged`:
+    /// `plugin:{<tenant>:<plugin>}:` instead, a Redis Cluster hash tag, so a plugin's
+    /// data and its quota accounting (one script touches both) share one slot.
+    Redis {
+        pool: Pool,
+        prefix: String,
+        tagged: bool,
+    },
 }
 
 impl KvBackend {
@@ -82,19 +88,35 @@ impl KvBackend {
         KvBackend::Redis {
             pool,
             prefix: prefix.into(),
+            tagged: false,
+        }
+    }
+
+    /// Redis through `pool`, keys under `prefix` with a hash tag per tenant and plugin
+    /// (a tenant of a tenants file).
+    pub fn redis_tagged(pool: Pool, prefix: impl Into<String>) -> Self {
+        KvBackend::Redis {
+            pool,
+            prefix: prefix.into(),
+            tagged: true,
         }
     }
 
     /// The namespace of `plugin` in `tenant`, under `quota`.
     pub(super) fn namespace(&self, tenant: &str, plugin: &str, quota: Quota) -> KvNamespace {
-        let prefix = match self {
-            KvBackend::Memory(_) => "",
-            KvBackend::Redis { prefix, .. } => prefix.as_str(),
+        let (prefix, id) = match self {
+            KvBackend::Memory(_) => ("", format!("{tenant}:{plugin}")),
+            KvBackend::Redis {
+                prefix,
+                tagged: false,
+                ..
+            } => (prefix.as_str(), format!("{tenant}:{plugin}")),
+            KvBackend::Redis { prefix, .. } => (prefix.as_str(), format!("{{{tenant}:{plugin}}}")),
         };
-        let usage = format!("{prefix}plugin-usage:{tenant}:{plugin}:");
+        let usage = format!("{prefix}plugin-usage:{id}:");
         KvNamespace {
             backend: self.clone(),
-            key_prefix: format!("{prefix}plugin:{tenant}:{plugin}:").into(),
+            key_prefix: format!("{prefix}plugin:{id}:").into(),
             accounting: [
                 format!("{usage}sizes"),
                 format!("{usage}totals"),

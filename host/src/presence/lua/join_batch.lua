@@ -1,20 +1,20 @@
 -- Join or re-join many registrations (of different sockets) in one step.
--- KEYS: seen zset, then per join its conn hash and its room set.
--- ARGV: prefix, ttl_ms, then per join: id, room, user, owner, node, replace_state
--- ('1'/'0'), info (JSON, '' for none), max_members ('0': no limit), n, then n state
--- field/value pairs.
+-- KEYS: per join its conn hash, its room set and its by-last-seen zset.
+-- ARGV: ttl_ms, then per join: key base of its room (what its conn keys start with,
+-- before 'conn:'), id, room, user, owner, node, replace_state ('1'/'0'), info (JSON,
+-- '' for none), max_members ('0': no limit), n, then n state field/value pairs.
 -- Returns {results, snapshots}: results[j] is {-1} when another socket owns that
 -- registration, {-2} when it is new and its room already holds max_members, else
 -- {created, s}; snapshots[s] is the room as it stands after every join of the batch,
 -- read once per room (the joiner's own registration is in it).
 local now = now_ms()
-local results, snapshots, rooms = {}, {}, {}
-local a = 3
-for j = 1, (#KEYS - 1) / 2 do
-  local hkey, rkey = KEYS[2 * j], KEYS[2 * j + 1]
-  local id, room, user, owner, node = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local replace, info, max_members, first = ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7]), a + 9
-  a = first + 2 * tonumber(ARGV[a + 8])
+local results, snapshots, rooms, where = {}, {}, {}, {}
+local a = 2
+for j = 1, #KEYS / 3 do
+  local hkey, rkey, skey = KEYS[3 * j - 2], KEYS[3 * j - 1], KEYS[3 * j]
+  local base, id, room, user, owner, node = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local replace, info, max_members, first = ARGV[a + 6], ARGV[a + 7], tonumber(ARGV[a + 8]), a + 10
+  a = first + 2 * tonumber(ARGV[a + 9])
   local cur = redis.call('HMGET', hkey, 'owner', 'room', 'user', 'epoch')
   local epoch, created = 1, 1
   if cur[4] and (cur[1] ~= owner or cur[2] ~= room) then
@@ -24,24 +24,25 @@ for j = 1, (#KEYS - 1) / 2 do
   else
     if cur[4] then
       epoch, created = tonumber(cur[4]) + 1, 0
-      if cur[3] ~= user then redis.call('ZREM', KEYS[1], member(id, cur[2], cur[3])) end
+      if cur[3] ~= user then redis.call('ZREM', skey, member(id, cur[2], cur[3])) end
       if replace == '1' then clear_state(hkey) end
     end
     redis.call('HSET', hkey, 'id', id, 'room', room, 'user', user, 'owner', owner,
       'node', node, 'epoch', epoch)
     if info == '' then redis.call('HDEL', hkey, 'info') else redis.call('HSET', hkey, 'info', info) end
     for i = first, a - 1, 2 do redis.call('HSET', hkey, ARGV[i], ARGV[i + 1]) end
-    redis.call('PEXPIRE', hkey, ARGV[2])
+    redis.call('PEXPIRE', hkey, ARGV[1])
     redis.call('SADD', rkey, id)
-    redis.call('ZADD', KEYS[1], now, member(id, room, user))
+    redis.call('ZADD', skey, now, member(id, room, user))
     if not rooms[room] then
       snapshots[#snapshots + 1] = rkey
       rooms[room] = #snapshots
+      where[room] = {base, skey}
     end
     results[j] = {created, rooms[room]}
   end
 end
 for room, s in pairs(rooms) do
-  snapshots[s] = room_snapshot(ARGV[1], KEYS[1], snapshots[s], room)
+  snapshots[s] = room_snapshot(where[room][1], where[room][2], snapshots[s], room)
 end
 return {results, snapshots}

@@ -32,7 +32,6 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import {
@@ -43,11 +42,11 @@ import {
   nowSeconds,
   show,
   signJwt,
-  tempDir,
   uid,
   waitConnections,
   waitUntil,
   writeTenantsFile,
+  scratchSpace,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
@@ -66,19 +65,10 @@ const EXPIRY_DEADLINE_MS = SHORT_LIFE_S * 1000 + 30_000;
  */
 const EARLY_SLACK_MS = 500;
 
-const TEMP_DIRS = [];
-after(() => {
-  for (const dir of TEMP_DIRS) rmSync(dir, { recursive: true, force: true });
-});
+const space = scratchSpace();
 
-/** Writes a tenants file into a fresh temporary folder; returns its path. */
-function tenantsFile(spec) {
-  const dir = tempDir('rtm-auth-');
-  TEMP_DIRS.push(dir);
-  const file = join(dir, 'tenants.toml');
-  writeTenantsFile(file, spec);
-  return file;
-}
+/** Writes a tenants file into a fresh temporary folder (removed at the end); returns its path. */
+const tenantsFile = (spec) => space.tenantsFile('rtm-auth-', spec);
 
 /** Sockets of `tenant` on `node` the harness still holds open. */
 function openSockets(h, node, tenant) {

@@ -55,7 +55,6 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BARRIER_TIMEOUT_MS,
@@ -66,11 +65,11 @@ import {
   nowSeconds,
   show,
   signJwt,
-  tempDir,
   tenantView,
   uid,
   waitUntil,
   writeTenantsFile,
+  scratchSpace,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 180_000 };
@@ -87,25 +86,15 @@ const SLOW_ENV = {
   PRESENCE_REAPER_LOOKBACK_MS: 30_000,
 };
 
-/** One compiled-artifact cache for the whole file (safe: keyed by content hash). */
-const CACHE_DIR = tempDir('rtm-plugin-cache-');
-const TEMP_DIRS = [CACHE_DIR];
-after(() => {
-  for (const dir of TEMP_DIRS) rmSync(dir, { recursive: true, force: true });
-});
+const { scratch, keep } = scratchSpace();
 
-/** A temporary directory removed when the file's tests end. */
-function scratch(prefix) {
-  const dir = tempDir(prefix);
-  TEMP_DIRS.push(dir);
-  return dir;
-}
+/** One compiled-artifact cache for the whole file (safe: keyed by content hash). */
+const CACHE_DIR = scratch('rtm-plugin-cache-');
 
 /** A tenant's own plugins folder holding a copy of host-probe. */
 function probePlugins() {
   const dir = makePluginsDir({ [PROBE_GUEST]: PROBE_GUEST });
-  TEMP_DIRS.push(dir);
-  return dir;
+  return keep(dir);
 }
 
 /** Names of the plugins `/admin/tenants` lists for a tenant (names, or objects with a name). */

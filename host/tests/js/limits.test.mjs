@@ -25,7 +25,6 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Harness,
@@ -33,29 +32,20 @@ import {
   nowSeconds,
   show,
   signJwt,
-  tempDir,
   tenantView,
   uid,
   waitConnections,
   waitUntil,
   writeTenantsFile,
+  scratchSpace,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
 
-const TEMP_DIRS = [];
-after(() => {
-  for (const dir of TEMP_DIRS) rmSync(dir, { recursive: true, force: true });
-});
+const space = scratchSpace();
 
-/** Writes a tenants file into a fresh temporary folder; returns its path. */
-function tenantsFile(spec) {
-  const dir = tempDir('rtm-limits-');
-  TEMP_DIRS.push(dir);
-  const file = join(dir, 'tenants.toml');
-  writeTenantsFile(file, spec);
-  return file;
-}
+/** Writes a tenants file into a fresh temporary folder (removed at the end); returns its path. */
+const tenantsFile = (spec) => space.tenantsFile('rtm-limits-', spec);
 
 /**
  * Waits until a connect to tenant `id` on `node` is accepted; refusals on

@@ -24,7 +24,8 @@
 
 import { spawn, execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { copyFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { after } from 'node:test';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -484,6 +485,23 @@ export function assertHostBinary() {
 
 const LISTENING_RE = /^rtm-host listening on (http:\/\/127\.0\.0\.1:(\d+))\s*$/m;
 
+/**
+ * Spawns the host binary on a free port of 127.0.0.1 with only the settings `env` gives
+ * (see {@link hostChildEnv}); the child is killed with the test process if it is left.
+ */
+function spawnHost(env, args) {
+  assertHostBinary();
+  const childEnv = hostChildEnv(env, {
+    PORT: '0',
+    BIND_ADDR: '127.0.0.1',
+    RUST_LOG: process.env.RUST_LOG ?? 'info',
+    NO_COLOR: '1',
+  });
+  const child = spawn(HOST_BIN, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  liveChildren.add(child);
+  return child;
+}
+
 /** One spawned `rtm-host` process. */
 export class HostNode {
   constructor(name, child) {
@@ -513,15 +531,7 @@ export class HostNode {
    * memory test into a Redis one.
    */
   static async start({ name = 'host', env = {}, readyTimeoutMs = 30_000, args = [], waitReady } = {}) {
-    assertHostBinary();
-    const childEnv = hostChildEnv(env, {
-      PORT: '0',
-      BIND_ADDR: '127.0.0.1',
-      RUST_LOG: process.env.RUST_LOG ?? 'info',
-      NO_COLOR: '1',
-    });
-    const child = spawn(HOST_BIN, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    liveChildren.add(child);
+    const child = spawnHost(env, args);
     const node = new HostNode(name, child);
     node.env = env;
     node.args = args;
@@ -1122,6 +1132,34 @@ export function tempDir(prefix = 'rtm-') {
 }
 
 /**
+ * Temporary folders of one test file, all removed when its tests end (call it at the
+ * top level of the file): `scratch(prefix)` makes one, `keep(dir)` adds one made
+ * elsewhere, `tenantsFile(prefix, spec)` writes a tenants file (see
+ * {@link writeTenantsFile}) into a fresh one and returns its path.
+ */
+export function scratchSpace() {
+  const dirs = [];
+  after(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+  const scratch = (prefix) => {
+    const dir = tempDir(prefix);
+    dirs.push(dir);
+    return dir;
+  };
+  const keep = (dir) => {
+    dirs.push(dir);
+    return dir;
+  };
+  const tenantsFile = (prefix, spec) => {
+    const file = join(scratch(prefix), 'tenants.toml');
+    writeTenantsFile(file, spec);
+    return file;
+  };
+  return { scratch, keep, tenantsFile };
+}
+
+/**
  * A fresh temporary PLUGINS_DIR holding copies of prebuilt guests:
  * `files` maps the name in the directory to the guest's file name, e.g.
  * `{ 'chat.wasm': 'chat-v1.wasm', 'trap.wasm': 'trap.wasm' }`.
@@ -1185,15 +1223,7 @@ export function metricValue(text, name, labels = {}) {
  * and fails the test (it started when it should not have).
  */
 export async function runHostUntilExit({ env = {}, args = [], timeoutMs = 20_000 } = {}) {
-  assertHostBinary();
-  const childEnv = hostChildEnv(env, {
-    PORT: '0',
-    BIND_ADDR: '127.0.0.1',
-    RUST_LOG: process.env.RUST_LOG ?? 'info',
-    NO_COLOR: '1',
-  });
-  const child = spawn(HOST_BIN, args, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  liveChildren.add(child);
+  const child = spawnHost(env, args);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk) => {

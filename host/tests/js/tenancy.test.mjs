@@ -33,7 +33,7 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import {
@@ -49,7 +49,6 @@ import {
   runHostUntilExit,
   show,
   signJwt,
-  tempDir,
   tenantView,
   tenantsToml,
   tenantsView,
@@ -57,6 +56,7 @@ import {
   waitConnections,
   waitUntil,
   writeTenantsFile,
+  scratchSpace,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 180_000 };
@@ -83,25 +83,15 @@ const EXPIRE_DEADLINE_MS = FAST_TTL_MS + 30_000;
 /** How long a reload of the tenants file may take to show (never asserted, only bounded). */
 const RELOAD_DEADLINE_MS = 30_000;
 
-/** One compiled-artifact cache for the whole file (safe: keyed by content hash). */
-const CACHE_DIR = tempDir('rtm-plugin-cache-');
-const TEMP_DIRS = [CACHE_DIR];
-after(() => {
-  for (const dir of TEMP_DIRS) rmSync(dir, { recursive: true, force: true });
-});
+const { scratch, keep } = scratchSpace();
 
-/** A temporary directory removed when the file's tests end. */
-function scratch(prefix) {
-  const dir = tempDir(prefix);
-  TEMP_DIRS.push(dir);
-  return dir;
-}
+/** One compiled-artifact cache for the whole file (safe: keyed by content hash). */
+const CACHE_DIR = scratch('rtm-plugin-cache-');
 
 /** A plugins folder holding chat v1 and kv-a, removed at the end. */
 function tenantPlugins() {
   const dir = makePluginsDir({ 'chat.wasm': 'chat-v1.wasm', 'kv-a.wasm': 'kv-a.wasm' });
-  TEMP_DIRS.push(dir);
-  return dir;
+  return keep(dir);
 }
 
 /** Names of the plugins `/admin/tenants` lists for a tenant (names, or objects with a name). */

@@ -38,6 +38,8 @@ import {
   waitUntil,
   writeTenantsFile,
   scratchSpace,
+  makePluginsDir,
+  tenantsView,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 120_000 };
@@ -370,6 +372,61 @@ describe('limits: max_connections is cluster-wide on Redis', () => {
       await refusedOnceFull(h, node1, 'mc', 'one on node 2, two on node 1');
       await waitConnections(node1, 'mc', MAX - 1, { cluster: MAX, timeoutMs: 30_000 });
       await waitConnections(node2, 'mc', 1, { cluster: MAX, timeoutMs: 30_000 });
+    }),
+  );
+});
+
+describe('limits: plugin CPU, wall time and memory are each tenant\'s own', () => {
+  const h = new Harness();
+  let node;
+
+  before(async () => {
+    const plugins = () => space.keep(makePluginsDir({ 'spin.wasm': 'spin.wasm', 'membomb.wasm': 'membomb.wasm' }));
+    const file = tenantsFile({
+      tenants: [
+        // a: little CPU, plenty of wall time and memory.
+        { id: 'a', plugins_dir: plugins(), plugins: { cpu_ms: 30, timeout_ms: 10_000, memory_mb: 48 } },
+        // b: plenty of CPU, little wall time and memory.
+        { id: 'b', plugins_dir: plugins(), plugins: { cpu_ms: 10_000, timeout_ms: 300, memory_mb: 16 } },
+      ],
+    });
+    // The node's pool slots (PLUGIN_MEMORY_MB) bound every tenant's memory_mb.
+    node = await h.startHost('limits-plugins', { env: { TENANTS_FILE: file, PLUGIN_MEMORY_MB: 64 } });
+    await waitUntil(
+      async () => {
+        const view = await tenantsView(node);
+        return view.tenants.every((t) => t.pluginsReady && t.plugins.length === 2);
+      },
+      { what: 'both tenants loaded spin and membomb', timeoutMs: 60_000 },
+    );
+  });
+  after(() => h.stop());
+  afterEach(() => h.closeClients());
+
+  /** The failure message of `event` in tenant `id` (the ack must be plugin_failed). */
+  async function failure(id, event) {
+    const c = await h.connect(node, { namespace: `/${id}`, label: `${id} ${event}` });
+    const ack = await c.request(event, {}, 30_000);
+    assertError(ack, 'plugin_failed', `${event} in ${id}`);
+    await c.assertStillServing(`after ${event} failed in ${id}`);
+    return ack.error.message;
+  }
+
+  it(
+    'a spinning call stops at tenant a\'s CPU budget and at tenant b\'s wall-clock limit',
+    TEST_TIMEOUT,
+    h.wrap(async () => {
+      assert.match(await failure('a', 'spin:go'), /CPU time limit/);
+      assert.match(await failure('b', 'spin:go'), /wall-clock limit of 300 ms/);
+    }),
+  );
+
+  it(
+    'a hoarding call stops at its own tenant\'s memory cap',
+    TEST_TIMEOUT,
+    h.wrap(async () => {
+      assert.match(await failure('b', 'membomb:go'), /memory limit of 16 MiB/);
+      assert.match(await failure('a', 'membomb:go'), /memory limit of 48 MiB/);
     }),
   );
 });

@@ -17,7 +17,7 @@ use socketioxide::{SendError, SocketError};
 use socketioxide_core::adapter::{CoreAdapter, DefinedAdapter};
 
 use crate::auth::Identity;
-use crate::fanout::{Fanout, NsFanout, socket_room};
+use crate::fanout::{Fanout, NsFanout, socket_room, user_room};
 use crate::plugin_bridge::dispatch_ack;
 use crate::plugins::EventCall;
 use crate::presence::error::PresenceError;
@@ -156,6 +156,11 @@ fn on_connect<A: Adapter>(socket: SocketRef<A>, tenant: Arc<Tenant>, session: Ar
     // socketioxide does not do this by itself. The name is outside the room-id charset
     // so no client can join it.
     socket.join(socket_room(&socket.id.to_string()));
+    // An authenticated socket is its user's from the start (the Server API disconnects
+    // users by this room); an anonymous one enters it when it joins presence.
+    if let Some(user) = session.user() {
+        socket.join(user_room(&user));
+    }
     let serial = Serial::default();
     for op in [Op::Join, Op::Heartbeat, Op::Leave, Op::Snapshot] {
         let (tenant, session, serial) = (tenant.clone(), session.clone(), serial.clone());

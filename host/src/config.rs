@@ -127,6 +127,12 @@ pub struct Config {
     #[command(flatten)]
     pub auth: crate::auth::settings::AuthSettings,
 
+    /// Server API key of the single-tenant host (`Authorization: Bearer <key>` on
+    /// `/api/v1/default/*`); unset: the API refuses every call. A tenants file gives each
+    /// tenant its own `api_keys`.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
     /// Async worker threads; 0 picks one per core. Fewer workers wake each other less
     /// (each wake of a parked sibling is a futex call and a context switch), so at
     /// ordinary rates 1 worker on a 2-core box costs 15-25 % less CPU per request, but it

@@ -42,6 +42,18 @@ pub trait Fanout: Send + Sync + 'static {
     fn in_room_local(&self, sid: &str, room: &str) -> bool;
     /// Socket ids in a room on every node.
     async fn members(&self, room: &str) -> Result<Vec<String>, FanoutError>;
+    /// Emit to every socket in `room` on every node except those in the room `except`
+    /// (a registration's room, [`conn_room`]).
+    async fn to_room_except_room(
+        &self,
+        room: &str,
+        except: &str,
+        event: &str,
+        data: &RawValue,
+    ) -> Result<(), FanoutError>;
+    /// Disconnect every socket in `room` on every node (their disconnect handlers run
+    /// as on any disconnect).
+    async fn disconnect_room(&self, room: &str) -> Result<(), FanoutError>;
 }
 
 fn sid(s: &str) -> Result<Sid, FanoutError> {
@@ -53,6 +65,18 @@ fn sid(s: &str) -> Result<Sid, FanoutError> {
 /// plugin's `rooms.join` can enter another socket's room and receive its emits.
 pub fn socket_room(sid: &str) -> String {
     format!("~{sid}")
+}
+
+/// The room of every socket that presented user `user` (token `sub`, or a presence join
+/// as that user), so the Server API can disconnect a user on every node. Outside the
+/// room-id charset, like [`socket_room`].
+pub fn user_room(user: &str) -> String {
+    format!("~u:{user}")
+}
+
+/// The room of the one socket holding registration `conn_id`.
+pub fn conn_room(conn_id: &str) -> String {
+    format!("~c:{conn_id}")
 }
 
 /// The private room of a socket id, once the id is known to be well formed.
@@ -145,6 +169,33 @@ impl<A: Adapter> Fanout for NsFanout<A> {
     fn in_room_local(&self, s: &str, room: &str) -> bool {
         self.local_socket(s)
             .is_some_and(|socket| socket.rooms().iter().any(|r| r == room))
+    }
+
+    async fn to_room_except_room(
+        &self,
+        room: &str,
+        except: &str,
+        event: &str,
+        data: &RawValue,
+    ) -> Result<(), FanoutError> {
+        for ns in self.each() {
+            ns.to(room.to_owned())
+                .except(except.to_owned())
+                .emit(event, data)
+                .await
+                .map_err(broadcast_err)?;
+        }
+        Ok(())
+    }
+
+    async fn disconnect_room(&self, room: &str) -> Result<(), FanoutError> {
+        for ns in self.each() {
+            ns.to(room.to_owned())
+                .disconnect()
+                .await
+                .map_err(broadcast_err)?;
+        }
+        Ok(())
     }
 
     async fn members(&self, room: &str) -> Result<Vec<String>, FanoutError> {

@@ -2,6 +2,7 @@
 //! across nodes through Redis, and application features as sandboxed WebAssembly
 //! plugins. `server::build` assembles a node from a `Config`; `main.rs` only runs it.
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod backend;

@@ -150,6 +150,7 @@ async fn start_tenants(
         limits: cfg.limits.clone(),
         plugins: cfg.plugins.clone(),
         auth: cfg.auth.config().map_err(anyhow::Error::msg)?,
+        api_keys: cfg.api_key.iter().cloned().map(Secret::new).collect(),
     };
     Tenants::start(parts, mount, base, cfg.tenants_file.clone())
         .await
@@ -172,6 +173,7 @@ fn assemble<A: Adapter>(
         tenants: tenants.clone(),
         admin_token: cfg.admin_token.clone().map(Secret::new).map(Arc::new),
     })
+    .merge(crate::api::router(tenants.clone()))
     .layer(layer)
     // Runs before the Socket.IO layer: sessions keep only owned copies of the head.
     .layer(axum::middleware::map_request(request_head::detach))

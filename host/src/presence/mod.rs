@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fanout::Fanout;
+use crate::fanout::{Fanout, conn_room, user_room};
 use error::PresenceError;
 use event::{EventKind, PresenceEvent};
 use request::{HeartbeatRequest, JoinRequest, Limits, RoomRequest};
@@ -135,14 +135,27 @@ impl Presence {
 
     fn forget(&self, sid: &str, room: &str) {
         let mut local = self.local();
+        let mut held = None;
         if let Some(rooms) = local.get_mut(sid) {
-            rooms.remove(room);
+            held = rooms.remove(room);
             if rooms.is_empty() {
                 local.remove(sid);
             }
         }
         drop(local);
         self.fanout.leave_local(sid, room);
+        if let Some(held) = held {
+            self.fanout.leave_local(sid, &conn_room(&held.conn_id));
+        }
+    }
+
+    /// Puts the socket in the Socket.IO rooms of a registration it now holds: the
+    /// presence room, the registration's own and its user's (the Server API addresses
+    /// both).
+    fn enter(&self, sid: &str, room: &str, conn_id: &str, user: &str) {
+        self.fanout.join_local(sid, room);
+        self.fanout.join_local(sid, &conn_room(conn_id));
+        self.fanout.join_local(sid, &user_room(user));
     }
 
     fn next_join(&self) -> u64 {
@@ -220,7 +233,7 @@ impl Presence {
             if !reserved {
                 self.rejoined(sid, &req);
             }
-            self.fanout.join_local(sid, &req.room_id);
+            self.enter(sid, &req.room_id, &conn_id, &req.user_id);
             let reg = &joined.registration;
             let kind = if joined.created {
                 EventKind::Join
@@ -334,7 +347,7 @@ impl Presence {
                 joined: self.next_join(),
             },
         );
-        self.fanout.join_local(sid, &req.room_id);
+        self.enter(sid, &req.room_id, conn_id, &req.user_id);
         let reg = &resumed.registration;
         if resumed.state_changed {
             events.push(PresenceEvent::of(EventKind::Update, reg, true));
@@ -637,6 +650,18 @@ mod tests {
         }
         async fn members(&self, _: &str) -> Result<Vec<String>, FanoutError> {
             Ok(Vec::new())
+        }
+        async fn to_room_except_room(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &RawValue,
+        ) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        async fn disconnect_room(&self, _: &str) -> Result<(), FanoutError> {
+            Ok(())
         }
     }
 

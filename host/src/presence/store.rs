@@ -13,17 +13,20 @@ use super::error::StoreError;
 /// compared by every write so an older writer is refused.
 pub type Epoch = u64;
 
-/// One socket's membership in one room, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One socket's membership in one room, as stored (and as clients and the Server API
+/// see it: the skipped fields stay inside the host).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Registration {
     pub conn_id: String,
     pub user_id: String,
+    #[schema(value_type = Object)]
     pub state: Map<String, Value>,
     pub epoch: Epoch,
     pub last_seen: i64,
     /// What the socket's token says about its user (the `info` claim), shown to others.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub info: Option<Map<String, Value>>,
     #[serde(skip)]
     pub room_id: String,

@@ -61,13 +61,18 @@ pub struct TenantConfig {
 impl TenantConfig {
     /// The tenant of a host without a tenants file: `default`, configured by the
     /// environment alone.
-    pub fn single(limits: ClientLimits, plugins: PluginConfig, auth: Option<AuthConfig>) -> Self {
+    pub fn single(
+        limits: ClientLimits,
+        plugins: PluginConfig,
+        auth: Option<AuthConfig>,
+        api_keys: Vec<Secret>,
+    ) -> Self {
         Self {
             id: super::DEFAULT_TENANT.to_owned(),
             limits,
             plugins,
             auth,
-            api_keys: Vec::new(),
+            api_keys,
             webhook: None,
         }
     }

@@ -6,6 +6,7 @@
 pub mod connections;
 pub mod file;
 pub mod limits;
+pub mod publish;
 pub mod secret;
 pub mod tenant;
 mod watch;
@@ -257,6 +258,8 @@ pub struct BaseSettings {
     pub limits: ClientLimits,
     pub plugins: PluginConfig,
     pub auth: Option<AuthConfig>,
+    /// The single tenant's Server API keys (`API_KEY`).
+    pub api_keys: Vec<secret::Secret>,
 }
 
 #[derive(Default)]
@@ -291,6 +294,7 @@ impl Tenants {
                 base.limits.clone(),
                 base.plugins.clone(),
                 base.auth.clone(),
+                base.api_keys.clone(),
             )],
             Some(path) => load_file(path, &base).map_err(anyhow::Error::new)?,
         };

@@ -1411,3 +1411,50 @@ export function makeKeyPair(kind, kid = uid(`${kind}-key`)) {
     sign: (claims, opts = {}) => signJwt(claims, { alg, key: privateKey, kid, ...opts }),
   };
 }
+
+// ---------------------------------------------------------------------------
+// Server API (added for api.test.mjs)
+// ---------------------------------------------------------------------------
+
+/**
+ * One Server API call (PROTOCOL.md "Server API") with Node's own `fetch`:
+ * `method` on `${host.url}${path}` (e.g. `/api/v1/acme/publish`). `key`, when
+ * given, is sent as `Authorization: Bearer <key>` (`headers` may set any
+ * Authorization instead); `body` is sent as JSON, `raw` (a string or Buffer) as
+ * it is, both as `Content-Type: application/json`. Resolves with
+ * `{ status, body, text }`, `body` the parsed JSON (or `undefined` when the
+ * answer is not JSON); bounded, so a wedged host fails the test.
+ */
+export async function apiRequest(host, path, { method = 'POST', key, body, raw, headers = {}, timeoutMs = 15_000 } = {}) {
+  const sent = { ...headers };
+  if (key !== undefined) sent.authorization = `Bearer ${key}`;
+  let payload;
+  if (raw !== undefined) payload = raw;
+  else if (body !== undefined) payload = JSON.stringify(body);
+  if (payload !== undefined) sent['content-type'] = 'application/json';
+  const res = await fetch(`${host.url}${path}`, { method, headers: sent, body: payload, signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, body: parsed, text };
+}
+
+/**
+ * Sum of every Prometheus sample of `name` that carries all the given labels
+ * (e.g. every `code` of one `op`); 0 when there is none.
+ */
+export function metricSum(text, name, labels = {}) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([^{\s]+)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = {};
+    for (const pair of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) have[pair[1]] = pair[2];
+    if (Object.entries(labels).every(([k, v]) => have[k] === String(v))) sum += Number(m[3]);
+  }
+  return sum;
+}

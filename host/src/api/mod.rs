@@ -1,0 +1,327 @@
+//! The Server API (PROTOCOL.md "Server API"): the tenant's own backend publishes,
+//! reads presence and disconnects users over HTTP, with one of the tenant's API keys.
+//! Every handler only checks the caller and the body, then calls the tenant's service
+//! (`tenancy::publish`), the same fan-out and presence paths sockets use.
+
+mod errors;
+mod openapi;
+pub mod types;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::value::{RawValue, to_raw_value};
+
+use crate::tenancy::publish::ActionError;
+use crate::tenancy::{Tenant, Tenants};
+pub use errors::ApiError;
+use types::*;
+
+/// Largest request body.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Most items of one batch.
+pub const MAX_BATCH_ITEMS: usize = 100;
+
+#[derive(Clone)]
+struct ApiState {
+    tenants: Arc<Tenants>,
+}
+
+/// The routes under `/api/v1`.
+pub fn router(tenants: Arc<Tenants>) -> Router {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/{tenant}/publish", post(publish))
+        .route("/api/v1/{tenant}/broadcast", post(broadcast))
+        .route("/api/v1/{tenant}/batch", post(batch))
+        .route("/api/v1/{tenant}/rooms/{room}/presence", get(presence))
+        .route("/api/v1/{tenant}/rooms/{room}/stats", get(stats))
+        .route("/api/v1/{tenant}/disconnect", post(disconnect))
+        // One byte over the limit is enough to tell a body that is too large.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES + 1))
+        .with_state(ApiState { tenants })
+}
+
+/// The tenant, if the caller holds one of its keys.
+fn caller(state: &ApiState, id: &str, headers: &HeaderMap) -> Result<Arc<Tenant>, ApiError> {
+    let tenant = state
+        .tenants
+        .get(id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_tenant", "no such tenant"))?;
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Every key is compared (in constant time), so timing tells nothing of which matched.
+    let matched = tenant
+        .policy()
+        .cfg
+        .api_keys
+        .iter()
+        .fold(false, |any, key| key.matches(sent) | any);
+    if matched && !sent.is_empty() {
+        Ok(tenant)
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key of this tenant is required (Authorization: Bearer <key>)",
+        ))
+    }
+}
+
+/// The body as `T`: too large is 413, anything unreadable 400.
+fn body<T: DeserializeOwned>(bytes: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = bytes.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::invalid(e.body_text())
+        }
+    })?;
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("bad body: {e}")))
+}
+
+fn raw(data: &serde_json::Value) -> Result<Box<RawValue>, ActionError> {
+    to_raw_value(data).map_err(|e| ActionError::Invalid(e.to_string()))
+}
+
+/// Counts the call in the tenant's metrics and renders its answer.
+fn answer<T: serde::Serialize>(
+    tenant: &Tenant,
+    op: &'static str,
+    started: Instant,
+    result: Result<T, ApiError>,
+) -> Response {
+    let code = result.as_ref().map_or_else(|e| e.code, |_| "ok");
+    tenant.metrics().observe(op, code, started.elapsed());
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run_publish(tenant: &Tenant, req: PublishRequest) -> Result<(), ActionError> {
+    let data = raw(&req.data)?;
+    tenant
+        .publish(&req.room, &req.event, &data, req.except_conn_id.as_deref())
+        .await
+}
+
+async fn run_broadcast(tenant: &Tenant, req: BroadcastRequest) -> Result<(), ActionError> {
+    let data = raw(&req.data)?;
+    tenant.broadcast(&req.event, &data).await
+}
+
+const OK: OkResponse = OkResponse { ok: true };
+
+/// Emit an event to a room, on every node.
+#[utoipa::path(post, path = "/api/v1/{tenant}/publish", request_body = PublishRequest,
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = OkResponse), (status = "4XX", body = ErrorResponse), (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn publish(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match caller(&state, &id, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = async {
+        run_publish(&tenant, body(bytes)?).await?;
+        Ok(OK)
+    }
+    .await;
+    answer(&tenant, "api:publish", started, result)
+}
+
+/// Emit an event to every socket of the tenant, on every node.
+#[utoipa::path(post, path = "/api/v1/{tenant}/broadcast", request_body = BroadcastRequest,
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = OkResponse), (status = "4XX", body = ErrorResponse), (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn broadcast(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match caller(&state, &id, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = async {
+        run_broadcast(&tenant, body(bytes)?).await?;
+        Ok(OK)
+    }
+    .await;
+    answer(&tenant, "api:broadcast", started, result)
+}
+
+/// One batch item; a refused item answers its error and the others go on.
+async fn run_item(tenant: &Tenant, item: BatchItem) -> ItemResult {
+    let outcome = match item.method.as_str() {
+        "publish" => match serde_json::from_value(item.params) {
+            Ok(req) => run_publish(tenant, req).await,
+            Err(e) => Err(ActionError::Invalid(format!("bad params: {e}"))),
+        },
+        "broadcast" => match serde_json::from_value(item.params) {
+            Ok(req) => run_broadcast(tenant, req).await,
+            Err(e) => Err(ActionError::Invalid(format!("bad params: {e}"))),
+        },
+        other => Err(ActionError::Invalid(format!(
+            "unknown method {other:?} (publish or broadcast)"
+        ))),
+    };
+    match outcome {
+        Ok(()) => ItemResult {
+            ok: true,
+            error: None,
+        },
+        Err(e) => ItemResult {
+            ok: false,
+            error: Some(ErrorBody {
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            }),
+        },
+    }
+}
+
+/// Several publishes and broadcasts in one request (at most 100), one result per item.
+#[utoipa::path(post, path = "/api/v1/{tenant}/batch", request_body = BatchRequest,
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = BatchResponse), (status = "4XX", body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn batch(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match caller(&state, &id, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = async {
+        let req: BatchRequest = body(bytes)?;
+        if req.items.is_empty() || req.items.len() > MAX_BATCH_ITEMS {
+            return Err(ApiError::invalid(format!(
+                "a batch holds 1..{MAX_BATCH_ITEMS} items, not {}",
+                req.items.len()
+            )));
+        }
+        let mut results = Vec::with_capacity(req.items.len());
+        for item in req.items {
+            results.push(run_item(&tenant, item).await);
+        }
+        Ok(BatchResponse { ok: true, results })
+    }
+    .await;
+    answer(&tenant, "api:batch", started, result)
+}
+
+/// The room's live members, as `presence:snapshot` answers.
+#[utoipa::path(get, path = "/api/v1/{tenant}/rooms/{room}/presence",
+    params(("tenant" = String, Path, description = "Tenant id"), ("room" = String, Path, description = "Room id")),
+    responses((status = 200, body = PresenceResponse), (status = "4XX", body = ErrorResponse), (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn presence(
+    State(state): State<ApiState>,
+    Path((id, room)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match caller(&state, &id, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = tenant
+        .room_presence(&room)
+        .await
+        .map(|snapshot| PresenceResponse { ok: true, snapshot })
+        .map_err(ApiError::from);
+    answer(&tenant, "api:presence", started, result)
+}
+
+/// Members (registrations) and distinct users of a room.
+#[utoipa::path(get, path = "/api/v1/{tenant}/rooms/{room}/stats",
+    params(("tenant" = String, Path, description = "Tenant id"), ("room" = String, Path, description = "Room id")),
+    responses((status = 200, body = StatsResponse), (status = "4XX", body = ErrorResponse), (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn stats(
+    State(state): State<ApiState>,
+    Path((id, room)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match caller(&state, &id, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = tenant
+        .room_stats(&room)
+        .await
+        .map(|s| StatsResponse {
+            ok: true,
+            members: s.members,
+            users: s.users,
+        })
+        .map_err(ApiError::from);
+    answer(&tenant, "api:stats", started, result)
+}
+
+/// Disconnect a user's sockets, or the socket of one registration, on every node.
+#[utoipa::path(post, path = "/api/v1/{tenant}/disconnect", request_body = DisconnectRequest,
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = OkResponse), (status = "4XX", body = ErrorResponse), (status = 503, body = ErrorResponse)),
+    security(("bearer" = [])))]
+async fn disconnect(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
+    let started = Instant::now();
+    let tenant = match caller(&state, &id, &headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = async {
+        let req: DisconnectRequest = body(bytes)?;
+        match (req.user_id, req.conn_id) {
+            (Some(user), None) => tenant.disconnect_user(&user).await?,
+            (None, Some(conn)) => tenant.disconnect_conn(&conn).await?,
+            _ => return Err(ApiError::invalid("send exactly one of userId and connId")),
+        }
+        Ok(OK)
+    }
+    .await;
+    answer(&tenant, "api:disconnect", started, result)
+}

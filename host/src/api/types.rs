@@ -12,14 +12,17 @@ use crate::presence::store::Registration;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishRequest {
     /// The room (1..128 of `[A-Za-z0-9_.:@-]`).
+    #[schema(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
     pub room: String,
     /// The event name; host and Socket.IO names are refused (`forbidden`).
+    #[schema(min_length = 1, max_length = 128)]
     pub event: String,
     /// Any JSON; `null` when absent.
     #[serde(default)]
     pub data: Value,
     /// Leave out the socket holding this registration.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
     pub except_conn_id: Option<String>,
 }
 
@@ -27,6 +30,7 @@ pub struct PublishRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BroadcastRequest {
+    #[schema(min_length = 1, max_length = 128)]
     pub event: String,
     #[serde(default)]
     pub data: Value,
@@ -46,6 +50,7 @@ pub struct BatchItem {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<BatchItem>,
 }
 
@@ -54,8 +59,10 @@ pub struct BatchRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DisconnectRequest {
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
     pub user_id: Option<String>,
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.:@-]{1,128}$")]
     pub conn_id: Option<String>,
 }
 

@@ -36,21 +36,23 @@ def token(sub: str, secret: str = SECRET, ttl_s: int = 600) -> str:
     return f"{header}.{claims}.{sig}"
 
 
-def host_env() -> dict:
+def host_env(extra=None) -> dict:
     """The environment without any host setting of the shell (never a shared Redis)."""
     prefixes = ("REDIS_", "PRESENCE_", "PLUGIN_", "SOCKETIO_", "LIMIT_", "AUTH_")
     names = {"PORT", "TENANTS_FILE", "PLUGINS_DIR", "ADMIN_TOKEN", "API_KEY", "NODE_ID"}
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes) and k not in names}
-    env.update({"PORT": "0", "BIND_ADDR": "127.0.0.1", "AUTH_HS256_SECRET": SECRET, "RUST_LOG": "info"})
+    env.update({"PORT": "0", "BIND_ADDR": "127.0.0.1", "RUST_LOG": "info"})
+    env.update(extra if extra is not None else {"AUTH_HS256_SECRET": SECRET})
     return env
 
 
 class Host:
-    """A private rtm-host; `url` once it prints its listening line."""
+    """A private rtm-host; `url` once it prints its listening line. `extra_env` replaces
+    the default auth setting (AUTH_HS256_SECRET) with other settings."""
 
-    def __init__(self):
+    def __init__(self, extra_env=None):
         self.proc = subprocess.Popen(
-            [HOST_BIN], env=host_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            [HOST_BIN], env=host_env(extra_env), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
         self.url = None
         ready = threading.Event()

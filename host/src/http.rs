@@ -60,11 +60,7 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
 /// `Authorization: Bearer <ADMIN_TOKEN>` when one is set, compared in constant time.
 fn admin_refused(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
     let token = state.admin_token.as_ref()?;
-    let sent = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let sent = crate::api::bearer(headers);
     (!token.matches(sent))
         .then(|| (StatusCode::UNAUTHORIZED, "admin token required").into_response())
 }

@@ -41,6 +41,7 @@ impl From<ActionError> for ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// `{ ok: false, error: { code, message } }` with the status.
     fn into_response(self) -> Response {
         let body = ErrorResponse {
             ok: false,

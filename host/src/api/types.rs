@@ -50,8 +50,9 @@ pub struct BatchItem {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    #[schema(min_items = 1, max_items = 100)]
-    pub items: Vec<BatchItem>,
+    /// Read one by one, so a malformed item fails alone.
+    #[schema(value_type = Vec<BatchItem>, min_items = 1, max_items = 100)]
+    pub items: Vec<Value>,
 }
 
 /// `POST /api/v1/{tenant}/disconnect`: exactly one of the two.

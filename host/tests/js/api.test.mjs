@@ -38,7 +38,9 @@
  *    - `/metrics` counts the calls as `rtm_requests_total{tenant, op="api:publish", code}`,
  *      and no API key ever shows in `/admin/tenants`, `/metrics` or the logs;
  * 2. the single-tenant host (no TENANTS_FILE): with `API_KEY` the `default`
- *    tenant's API serves sockets on `/`; without it every call is 401.
+ *    tenant's API serves sockets on `/`; without it every call is 401;
+ * 3. Redis down: 503 `unavailable` (a batch's item), and served again once
+ *    Redis is back.
  *
  * "Nothing arrived" and "exactly once" are counted after a barrier along the
  * same path: a marker published (or broadcast) through the API of the
@@ -947,6 +949,35 @@ describe('api: the single-tenant host (no TENANTS_FILE), API_KEY', () => {
   );
 
   it(
+    'the scheme name is case-insensitive; a malformed batch item fails alone; unknown routes and methods answer in the API error shape',
+    TEST_TIMEOUT,
+    h.wrap(async () => {
+      const room = uid('room');
+      const member = watch(await h.connect(withKey, { label: 'member' }));
+      await member.join(room, uid('solo'));
+      const tag = uid('lower');
+      const lower = await apiRequest(withKey, apiPath('default', 'publish'), {
+        body: { room, event: EVENT, data: { tag } },
+        headers: { authorization: `bearer ${KEY}` },
+      });
+      expectOk(lower, 'publish with a lowercase bearer scheme');
+      await member.news.waitFor({ tag }, DELIVERY_TIMEOUT_MS);
+
+      const good = uid('good');
+      const mixed = expectOk(
+        await post(withKey, 'default', 'batch', { items: [{ method: 'publish' }, 7, { method: 'publish', params: { room, event: EVENT, data: { tag: good } } }] }, KEY),
+        'a batch with malformed items',
+      );
+      assert.deepEqual(mixed.results.map((r) => r.ok), [false, false, true], show(mixed));
+      for (const r of mixed.results.slice(0, 2)) assert.equal(r.error.code, 'invalid_payload', show(r));
+      await member.news.waitFor({ tag: good }, DELIVERY_TIMEOUT_MS);
+
+      expectRefused(await apiRequest(withKey, '/api/v1/default/nope', { key: KEY }), 404, 'not_found', 'an unknown route');
+      expectRefused(await apiRequest(withKey, apiPath('default', 'publish'), { method: 'GET', key: KEY }), 405, 'method_not_allowed', 'GET on a POST route');
+    }),
+  );
+
+  it(
     'without API_KEY every call is 401 unauthorized and nothing is emitted or disconnected',
     TEST_TIMEOUT,
     h.wrap(async () => {
@@ -989,6 +1020,77 @@ describe('api: the single-tenant host (no TENANTS_FILE), API_KEY', () => {
       member.events.assertCount({ type: 'leave', connId: memberId }, 0, 'the member did not leave');
       await assertStays(member, 'refused disconnects');
       assert.deepEqual((await member.snapshot(room)).map((m) => m.connId), [memberId], 'the registration is still there');
+    }),
+  );
+});
+
+// ---------------------------------------------------------------------------
+// 3. Redis down: 503 unavailable
+// ---------------------------------------------------------------------------
+
+describe('api: with Redis down every call answers 503 unavailable; once Redis is back the API serves again', () => {
+  const h = new Harness();
+  let node;
+  const KEY = apiKey('key-a');
+
+  before(async () => {
+    const file = join(scratch('rtm-api-outage-'), 'tenants.toml');
+    writeTenantsFile(file, { tenants: [{ id: 'a', api_keys: [KEY] }] });
+    await h.startRedis();
+    node = await h.startHost('node', { redis: true, env: { ...SLOW_ENV, TENANTS_FILE: file, REDIS_TIMEOUT_MS: 1000 } });
+  });
+  after(() => h.stop());
+  afterEach(() => h.closeClients());
+
+  it(
+    'publish, broadcast, presence, stats and disconnect are 503 unavailable (a batch answers unavailable for its item); after a restart of Redis a publish reaches a member again',
+    TEST_TIMEOUT,
+    h.wrap(async () => {
+      const room = uid('room');
+      await h.redis.kill9();
+      const routes = [
+        ['POST publish', 'publish', { body: { room, event: EVENT, data: {} } }],
+        ['POST broadcast', 'broadcast', { body: { event: EVENT, data: {} } }],
+        ['GET presence', `rooms/${room}/presence`, { method: 'GET' }],
+        ['GET stats', `rooms/${room}/stats`, { method: 'GET' }],
+        ['POST disconnect', 'disconnect', { body: { userId: uid('someone') } }],
+      ];
+      for (const [route, rest, opts] of routes) {
+        expectRefused(await apiRequest(node, apiPath('a', rest), { key: KEY, ...opts }), 503, 'unavailable', `${route} with Redis down`);
+      }
+      // A batch: the item is refused unavailable (or the whole call is).
+      const batch = await post(node, 'a', 'batch', { items: [{ method: 'publish', params: { room, event: EVENT, data: {} } }] }, KEY);
+      if (batch.status === 503) {
+        expectRefused(batch, 503, 'unavailable', 'batch with Redis down');
+      } else {
+        const body = expectOk(batch, 'batch with Redis down');
+        assert.equal(body.results?.length, 1, `one result: ${show(body)}`);
+        assertError(body.results[0], 'unavailable', 'the batch item with Redis down');
+      }
+      // Refusals that need no Redis keep their own codes.
+      expectRefused(await post(node, 'a', 'publish', { room, event: EVENT }, apiKey('wrong')), 401, 'unauthorized', 'a wrong key with Redis down');
+      expectRefused(await post(node, 'a', 'publish', { room, event: 'rtm:x' }, KEY), 403, 'forbidden', 'a reserved name with Redis down');
+
+      await h.redis.restart();
+      let last;
+      await waitUntil(
+        async () => {
+          last = await get(node, 'a', `rooms/${room}/stats`, KEY);
+          return last.status === 200;
+        },
+        { timeoutMs: 30_000, intervalMs: 200, what: () => `stats to answer 200 once Redis is back (last: ${last?.status} ${last?.text})` },
+      );
+      const member = watch(await h.connect(node, { namespace: '/a', label: 'member' }));
+      await waitUntil(async () => (await member.request('presence:join', { roomId: room, userId: 'mo' })).ok === true, {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        what: 'presence:join to succeed once Redis is back',
+      });
+      const tag = uid('after-outage');
+      expectOk(await post(node, 'a', 'publish', { room, event: EVENT, data: { tag } }, KEY), 'publish once Redis is back');
+      await member.news.waitFor({ tag }, DELIVERY_TIMEOUT_MS);
+      const st = expectOk(await get(node, 'a', `rooms/${room}/stats`, KEY), 'stats once Redis is back');
+      assert.deepEqual([st.members, st.users], [1, 1], `stats: ${show(st)}`);
     }),
   );
 });

@@ -137,7 +137,7 @@ async fn admit<A: Adapter>(
         tracing::info!(tenant = %tenant.id, sid = %s.id, "connect refused: tenant at max_connections");
         Refusal::Quota
     })?;
-    Ok(Session::new(identity, place, &tenant.policy().cfg.limits))
+    Ok(Session::new(identity, place))
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {

@@ -16,10 +16,12 @@ use crate::tenancy::limits::ClientLimits;
 /// One socket's session.
 pub struct Session {
     identity: Mutex<Option<Identity>>,
-    rate: Mutex<Bucket>,
+    /// Made on the first event under a limit (none while the tenant has no rate limit).
+    rate: Mutex<Option<Bucket>>,
     place: Mutex<Option<ConnGuard>>,
-    /// The `exp` the expiry timer waits for; `None` tells it the socket is gone.
-    expiry: watch::Sender<Option<u64>>,
+    /// The `exp` the expiry timer waits for; `None` tells it the socket is gone. Only
+    /// sockets with a token have one (an idle anonymous socket pays nothing for it).
+    expiry: Option<watch::Sender<Option<u64>>>,
 }
 
 /// A token bucket and the limits it was built for (rebuilt when a reload changes them).
@@ -40,13 +42,13 @@ fn bucket(per_second: u32, burst: u32) -> Bucket {
 }
 
 impl Session {
-    pub fn new(identity: Option<Identity>, place: ConnGuard, limits: &ClientLimits) -> Self {
-        let exp = identity.as_ref().map(|i| i.exp);
+    pub fn new(identity: Option<Identity>, place: ConnGuard) -> Self {
+        let expiry = identity.as_ref().map(|i| watch::Sender::new(Some(i.exp)));
         Self {
             identity: Mutex::new(identity),
-            rate: Mutex::new(bucket(limits.events_per_second, limits.events_burst)),
+            rate: Mutex::new(None),
             place: Mutex::new(Some(place)),
-            expiry: watch::Sender::new(exp),
+            expiry,
         }
     }
 
@@ -70,7 +72,9 @@ impl Session {
     pub fn refresh(&self, identity: Identity) {
         let exp = identity.exp;
         *self.identity.lock().unwrap_or_else(PoisonError::into_inner) = Some(identity);
-        self.expiry.send_replace(Some(exp));
+        if let Some(expiry) = &self.expiry {
+            expiry.send_replace(Some(exp));
+        }
     }
 
     /// Takes one event from the bucket; false when the socket is over its rate.
@@ -78,11 +82,14 @@ impl Session {
         if limits.events_per_second == 0 {
             return true;
         }
-        let mut b = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
-        if b.per_second != limits.events_per_second || b.burst != limits.events_burst {
-            *b = bucket(limits.events_per_second, limits.events_burst);
+        let mut slot = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
+        let stale = slot.as_ref().is_none_or(|b| {
+            b.per_second != limits.events_per_second || b.burst != limits.events_burst
+        });
+        if stale {
+            *slot = Some(bucket(limits.events_per_second, limits.events_burst));
         }
-        b.limiter.check().is_ok()
+        slot.as_ref().is_some_and(|b| b.limiter.check().is_ok())
     }
 
     /// The socket is gone: its place is given back and the expiry timer stops.
@@ -91,13 +98,18 @@ impl Session {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        self.expiry.send_replace(None);
+        if let Some(expiry) = &self.expiry {
+            expiry.send_replace(None);
+        }
     }
 
     /// Resolves when the token's `exp` passes without a refresh; never when the socket
     /// closes first (or has no token).
     pub async fn expired(&self) -> bool {
-        let mut rx = self.expiry.subscribe();
+        let Some(expiry) = &self.expiry else {
+            return false;
+        };
+        let mut rx = expiry.subscribe();
         loop {
             let Some(exp) = *rx.borrow_and_update() else {
                 return false;
@@ -123,11 +135,11 @@ mod tests {
     use crate::tenancy::connections::Connections;
     use std::sync::Arc;
 
-    fn session(limits: &ClientLimits) -> Session {
+    fn session() -> Session {
         let place = Arc::new(Connections::default())
             .try_admit(0)
             .expect("no limit");
-        Session::new(None, place, limits)
+        Session::new(None, place)
     }
 
     #[test]
@@ -137,7 +149,7 @@ mod tests {
             events_burst: 3,
             ..ClientLimits::default()
         };
-        let s = session(&limits);
+        let s = session();
         assert!((0..3).all(|_| s.allow_event(&limits)));
         assert!(!s.allow_event(&limits), "over the burst");
         limits.events_burst = 10;
@@ -149,7 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn expiry_fires_after_exp_and_never_after_close() {
-        let s = session(&ClientLimits::default());
+        let s = session();
         assert!(
             !tokio::time::timeout(Duration::from_secs(5), async {
                 s.close();

@@ -105,6 +105,25 @@ impl<A: Adapter> NsFanout<A> {
         self.namespaces.iter().filter_map(|ns| self.io.of(ns))
     }
 
+    /// Emits to `room` on every node, leaving out the sockets of room `except`.
+    async fn emit_room(
+        &self,
+        room: &str,
+        except: Option<String>,
+        event: &str,
+        data: &RawValue,
+    ) -> Result<(), FanoutError> {
+        for ns in self.each() {
+            let op = ns.to(room.to_owned());
+            let op = match &except {
+                Some(except) => op.except(except.clone()),
+                None => op,
+            };
+            op.emit(event, data).await.map_err(broadcast_err)?;
+        }
+        Ok(())
+    }
+
     fn local_socket(&self, s: &str) -> Option<SocketRef<A>> {
         let id = sid(s).ok()?;
         self.each().find_map(|ns| ns.get_socket(id))
@@ -121,15 +140,7 @@ impl<A: Adapter> Fanout for NsFanout<A> {
         data: &RawValue,
     ) -> Result<(), FanoutError> {
         let except = except.map(private_room).transpose()?;
-        for ns in self.each() {
-            let op = ns.to(room.to_owned());
-            let op = match &except {
-                Some(private) => op.except(private.clone()),
-                None => op,
-            };
-            op.emit(event, data).await.map_err(broadcast_err)?;
-        }
-        Ok(())
+        self.emit_room(room, except, event, data).await
     }
 
     async fn to_socket(&self, s: &str, event: &str, data: &RawValue) -> Result<(), FanoutError> {
@@ -178,14 +189,8 @@ impl<A: Adapter> Fanout for NsFanout<A> {
         event: &str,
         data: &RawValue,
     ) -> Result<(), FanoutError> {
-        for ns in self.each() {
-            ns.to(room.to_owned())
-                .except(except.to_owned())
-                .emit(event, data)
-                .await
-                .map_err(broadcast_err)?;
-        }
-        Ok(())
+        self.emit_room(room, Some(except.to_owned()), event, data)
+            .await
     }
 
     async fn disconnect_room(&self, room: &str) -> Result<(), FanoutError> {

@@ -133,13 +133,26 @@ fn raw(data: &serde_json::Value) -> Result<Box<RawValue>, ActionError> {
     to_raw_value(data).map_err(|e| ActionError::Invalid(e.to_string()))
 }
 
-/// Counts the call in the tenant's metrics and renders its answer.
-fn answer<T: serde::Serialize>(
-    tenant: &Tenant,
+/// Runs one call: the caller's tenant (by key), then `call` on it, counted in the
+/// tenant's metrics as `op` and rendered as the answer.
+async fn serve<T, F, Fut>(
+    state: &ApiState,
+    id: &str,
+    headers: &HeaderMap,
     op: &'static str,
-    started: Instant,
-    result: Result<T, ApiError>,
-) -> Response {
+    call: F,
+) -> Response
+where
+    T: serde::Serialize,
+    F: FnOnce(Arc<Tenant>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let started = Instant::now();
+    let tenant = match caller(state, id, headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let result = call(tenant.clone()).await;
     let code = result.as_ref().map_or_else(|e| e.code, |_| "ok");
     tenant.metrics().observe(op, code, started.elapsed());
     match result {
@@ -173,17 +186,11 @@ async fn publish(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let tenant = match caller(&state, &id, &headers) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
+    serve(&state, &id, &headers, "api:publish", |tenant| async move {
         run_publish(&tenant, body(bytes)?).await?;
         Ok(OK)
-    }
-    .await;
-    answer(&tenant, "api:publish", started, result)
+    })
+    .await
 }
 
 /// Emit an event to every socket of the tenant, on every node.
@@ -197,17 +204,17 @@ async fn broadcast(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let tenant = match caller(&state, &id, &headers) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
-        run_broadcast(&tenant, body(bytes)?).await?;
-        Ok(OK)
-    }
-    .await;
-    answer(&tenant, "api:broadcast", started, result)
+    serve(
+        &state,
+        &id,
+        &headers,
+        "api:broadcast",
+        |tenant| async move {
+            run_broadcast(&tenant, body(bytes)?).await?;
+            Ok(OK)
+        },
+    )
+    .await
 }
 
 /// One batch item; a refused item (a malformed one too) answers its error and the
@@ -259,12 +266,7 @@ async fn batch(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let tenant = match caller(&state, &id, &headers) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
+    serve(&state, &id, &headers, "api:batch", |tenant| async move {
         let req: BatchRequest = body(bytes)?;
         if req.items.is_empty() || req.items.len() > MAX_BATCH_ITEMS {
             return Err(ApiError::invalid(format!(
@@ -277,9 +279,8 @@ async fn batch(
             results.push(run_item(&tenant, item).await);
         }
         Ok(BatchResponse { ok: true, results })
-    }
-    .await;
-    answer(&tenant, "api:batch", started, result)
+    })
+    .await
 }
 
 /// The room's live members, as `presence:snapshot` answers.
@@ -292,17 +293,11 @@ async fn presence(
     Path((id, room)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let tenant = match caller(&state, &id, &headers) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let result = tenant
-        .room_presence(&room)
-        .await
-        .map(|snapshot| PresenceResponse { ok: true, snapshot })
-        .map_err(ApiError::from);
-    answer(&tenant, "api:presence", started, result)
+    serve(&state, &id, &headers, "api:presence", |tenant| async move {
+        let snapshot = tenant.room_presence(&room).await?;
+        Ok(PresenceResponse { ok: true, snapshot })
+    })
+    .await
 }
 
 /// Members (registrations) and distinct users of a room.
@@ -315,21 +310,15 @@ async fn stats(
     Path((id, room)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let tenant = match caller(&state, &id, &headers) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let result = tenant
-        .room_stats(&room)
-        .await
-        .map(|s| StatsResponse {
+    serve(&state, &id, &headers, "api:stats", |tenant| async move {
+        let s = tenant.room_stats(&room).await?;
+        Ok(StatsResponse {
             ok: true,
             members: s.members,
             users: s.users,
         })
-        .map_err(ApiError::from);
-    answer(&tenant, "api:stats", started, result)
+    })
+    .await
 }
 
 /// Disconnect a user's sockets, or the socket of one registration, on every node.
@@ -343,22 +332,22 @@ async fn disconnect(
     headers: HeaderMap,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let tenant = match caller(&state, &id, &headers) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let result = async {
-        let req: DisconnectRequest = body(bytes)?;
-        match (req.user_id, req.conn_id) {
-            (Some(user), None) => tenant.disconnect_user(&user).await?,
-            (None, Some(conn)) => tenant.disconnect_conn(&conn).await?,
-            _ => return Err(ApiError::invalid("send exactly one of userId and connId")),
-        }
-        Ok(OK)
-    }
-    .await;
-    answer(&tenant, "api:disconnect", started, result)
+    serve(
+        &state,
+        &id,
+        &headers,
+        "api:disconnect",
+        |tenant| async move {
+            let req: DisconnectRequest = body(bytes)?;
+            match (req.user_id, req.conn_id) {
+                (Some(user), None) => tenant.disconnect_user(&user).await?,
+                (None, Some(conn)) => tenant.disconnect_conn(&conn).await?,
+                _ => return Err(ApiError::invalid("send exactly one of userId and connId")),
+            }
+            Ok(OK)
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

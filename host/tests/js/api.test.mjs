@@ -71,16 +71,10 @@ import {
   waitUntil,
   writeTenantsFile,
   scratchSpace,
+  SLOW_ENV,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 180_000 };
-
-/** Long TTL: nothing expires by accident while a test runs without heartbeats. */
-const SLOW_ENV = {
-  PRESENCE_TTL_MS: 30_000,
-  PRESENCE_REAPER_INTERVAL_MS: 500,
-  PRESENCE_REAPER_LOOKBACK_MS: 30_000,
-};
 
 /** How long an expected delivery or disconnect may take on a loaded machine (bounded, never asserted). */
 const DELIVERY_TIMEOUT_MS = 20_000;

@@ -21,7 +21,8 @@
 
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, assertError, getText, httpStatus, metricValue, show, uid, waitUntil } from './support.mjs';
+import { Harness, assertError, getText, httpStatus, metricValue, show, uid, waitUntil, SLOW_ENV
+} from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 180_000 };
 
@@ -35,12 +36,6 @@ const FAST_ENV = {
 };
 /** Heartbeat period for clients under FAST_ENV: several beats per TTL. */
 const BEAT_MS = 300;
-
-const SLOW_ENV = {
-  PRESENCE_TTL_MS: 30_000,
-  PRESENCE_REAPER_INTERVAL_MS: 500,
-  PRESENCE_REAPER_LOOKBACK_MS: 30_000,
-};
 
 /** Generous deadline for an expiry: how fast a loaded machine gets there is not asserted. */
 const EXPIRE_DEADLINE_MS = FAST_TTL_MS + FAST_REAPER_MS + 30_000;

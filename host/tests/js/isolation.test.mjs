@@ -70,6 +70,7 @@ import {
   waitUntil,
   writeTenantsFile,
   scratchSpace,
+  SLOW_ENV,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 180_000 };
@@ -78,13 +79,6 @@ const TEST_TIMEOUT = { timeout: 180_000 };
 const PROBE_GUEST = 'host-probe.wasm';
 /** Its manifest name (the kv namespace, `/admin/tenants` plugins). */
 const PROBE_PLUGIN = 'host-probe';
-
-/** Long TTL: nothing expires by accident while a test runs without heartbeats. */
-const SLOW_ENV = {
-  PRESENCE_TTL_MS: 30_000,
-  PRESENCE_REAPER_INTERVAL_MS: 500,
-  PRESENCE_REAPER_LOOKBACK_MS: 30_000,
-};
 
 const { scratch, keep } = scratchSpace();
 

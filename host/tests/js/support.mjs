@@ -58,6 +58,16 @@ export const EVENT_TIMEOUT_MS = 5_000;
  */
 export const BARRIER_TIMEOUT_MS = 30_000;
 
+/**
+ * Presence settings for suites whose tests run without heartbeats: a TTL far longer than
+ * a test, so nothing expires by accident, and a brisk reaper for what a test kills.
+ */
+export const SLOW_ENV = {
+  PRESENCE_TTL_MS: 30_000,
+  PRESENCE_REAPER_INTERVAL_MS: 500,
+  PRESENCE_REAPER_LOOKBACK_MS: 30_000,
+};
+
 /** Sentinel for {@link emitAck}: emit the event with no payload argument at all. */
 export const NO_PAYLOAD = Symbol('no payload');
 

@@ -57,16 +57,10 @@ import {
   waitUntil,
   writeTenantsFile,
   scratchSpace,
+  SLOW_ENV,
 } from './support.mjs';
 
 const TEST_TIMEOUT = { timeout: 180_000 };
-
-/** Long TTL: nothing expires by accident while a test runs without heartbeats. */
-const SLOW_ENV = {
-  PRESENCE_TTL_MS: 30_000,
-  PRESENCE_REAPER_INTERVAL_MS: 500,
-  PRESENCE_REAPER_LOOKBACK_MS: 30_000,
-};
 
 /** Short liveness so a crashed node's members expire within a test's patience. */
 const FAST_TTL_MS = 1_500;

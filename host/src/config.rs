@@ -133,6 +133,10 @@ pub struct Config {
     #[arg(long, env = "API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
+    /// Webhooks: the single tenant's receiver, and delivery settings for every tenant.
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookSettings,
+
     /// Async worker threads; 0 picks one per core. Fewer workers wake each other less
     /// (each wake of a parked sibling is a futex call and a context switch), so at
     /// ordinary rates 1 worker on a 2-core box costs 15-25 % less CPU per request, but it
@@ -182,6 +186,7 @@ impl Config {
             ));
         }
         self.auth.config()?;
+        self.webhooks.config()?;
         if let Some(url) = &self.redis_url
             && fred::prelude::Config::from_url(url).is_err()
         {
@@ -258,13 +263,14 @@ fn exit_invalid(msg: &str) -> ! {
 /// environment of every host they spawn, so a `REDIS_URL` in the shell can never point
 /// a test host at a shared Redis.
 pub fn is_host_setting(key: &str) -> bool {
-    const PREFIXES: [&str; 6] = [
+    const PREFIXES: [&str; 7] = [
         "REDIS_",
         "PRESENCE_",
         "PLUGIN_",
         "SOCKETIO_",
         "LIMIT_",
         "AUTH_",
+        "WEBHOOK_",
     ];
     const NAMES: [&str; 11] = [
         "PORT",
@@ -285,6 +291,14 @@ pub fn is_host_setting(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two settings with one id would make clap panic at start in debug builds (and
+    /// shadow one another in release).
+    #[test]
+    fn every_setting_has_its_own_name() {
+        use clap::CommandFactory;
+        Config::command().debug_assert();
+    }
 
     #[test]
     fn defaults_match_the_original() {

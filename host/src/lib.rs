@@ -19,3 +19,4 @@ pub mod serial;
 pub mod server;
 pub mod session;
 pub mod tenancy;
+pub mod webhooks;

@@ -24,6 +24,18 @@ pub struct OpOnly {
     pub op: &'static str,
 }
 
+/// A webhook event's fate.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookOutcome {
+    pub outcome: &'static str,
+}
+
+/// How a webhook POST ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookAttempt {
+    pub result: &'static str,
+}
+
 /// Every metric the host core records.
 pub struct Metrics {
     registry: Registry,
@@ -31,6 +43,7 @@ pub struct Metrics {
     pub latency: Family<OpOnly, Histogram>,
     pub sockets: Gauge,
     pub reaped: Counter,
+    pub webhooks: crate::webhooks::HookMetrics,
 }
 
 impl Metrics {
@@ -64,12 +77,29 @@ impl Metrics {
             "Registrations this node's reaper expired",
             reaped.clone(),
         );
+        let webhooks = crate::webhooks::HookMetrics::default();
+        registry.register(
+            "webhook_events",
+            "Webhook events by outcome: delivered, dropped (queue full), undelivered (retries ran out)",
+            webhooks.events.clone(),
+        );
+        registry.register(
+            "webhook_attempts",
+            "Webhook POST attempts by result: ok, status (non-2xx), timeout, error",
+            webhooks.attempts.clone(),
+        );
+        registry.register(
+            "webhook_queue_depth",
+            "Webhook events waiting for a batch",
+            webhooks.queued.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             sockets,
             reaped,
+            webhooks,
         }
     }
 

@@ -138,6 +138,11 @@ fn node_parts(cfg: &Config, node_id: &str, store: StoreKind) -> anyhow::Result<N
         resume_grace: Duration::from_millis(cfg.presence_resume_grace_ms),
         reaper_interval: Duration::from_millis(cfg.presence_reaper_interval_ms),
         reaper_lookback: cfg.reaper_lookback(),
+        webhook_delivery: cfg.webhooks.delivery.clone(),
+        webhook_client: reqwest::Client::builder()
+            .user_agent(concat!("rtm-host/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the webhook HTTP client")?,
     })
 }
 
@@ -151,6 +156,7 @@ async fn start_tenants(
         plugins: cfg.plugins.clone(),
         auth: cfg.auth.config().map_err(anyhow::Error::msg)?,
         api_keys: cfg.api_key.iter().cloned().map(Secret::new).collect(),
+        webhook: cfg.webhooks.config().map_err(anyhow::Error::msg)?,
     };
     Tenants::start(parts, mount, base, cfg.tenants_file.clone())
         .await

@@ -366,6 +366,8 @@ async fn every_family_moves_when_its_event_happens() {
 
     // The reaper, on a host with a short TTL.
     let reaper = reaped_counter_moves().await;
+    // Webhooks, on a host with a receiver.
+    let hooks = webhook_counters_move().await;
 
     // Every family has the type its name promises.
     let last = p.scrape().await;
@@ -387,6 +389,17 @@ async fn every_family_moves_when_its_event_happens() {
     ] {
         assert_eq!(last.kind(family), OpenMetricsType::Histogram, "{family}");
     }
+    for family in ["rtm_webhook_events", "rtm_webhook_attempts"] {
+        assert_eq!(
+            hooks.scrape().await.kind(family),
+            OpenMetricsType::Counter,
+            "{family}"
+        );
+    }
+    assert_eq!(
+        hooks.scrape().await.kind("rtm_webhook_queue_depth"),
+        OpenMetricsType::Gauge
+    );
     for family in [
         "rtm_sockets_connected",
         "rtm_plugin_quarantined",
@@ -397,7 +410,12 @@ async fn every_family_moves_when_its_event_happens() {
 
     let mut checked = p.checked.clone();
     checked.extend(reaper.checked.iter().cloned());
-    for s in [p.scrape().await, reaper.scrape().await] {
+    checked.extend(hooks.checked.iter().cloned());
+    for s in [
+        p.scrape().await,
+        reaper.scrape().await,
+        hooks.scrape().await,
+    ] {
         let listed: BTreeSet<String> = s.families.keys().cloned().collect();
         let unchecked: Vec<&String> = listed.difference(&checked).collect();
         assert!(
@@ -463,5 +481,127 @@ async fn reaped_counter_moves() -> Probe {
     heartbeats.await.expect("observer heartbeats");
     assert!(beats.load(Ordering::Relaxed) > 0);
     drop(silent);
+    p
+}
+
+/// A webhook receiver whose first request waits for `gate` and then fails (500), and
+/// whose later requests succeed; `requests` counts what arrived.
+struct Receiver {
+    url: String,
+    gate: Arc<tokio::sync::Semaphore>,
+    requests: Arc<AtomicU64>,
+}
+
+async fn start_receiver() -> Receiver {
+    use axum::http::StatusCode;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
+    let (g, r) = (gate.clone(), requests.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let (gate, requests) = (g.clone(), r.clone());
+            async move {
+                if requests.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let _held = gate.acquire().await;
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Receiver {
+        url,
+        gate,
+        requests,
+    }
+}
+
+impl Probe {
+    /// Scrapes until `family{labels}` is above `floor`, marks the family checked.
+    async fn expect_above(
+        &mut self,
+        what: &str,
+        family: &str,
+        labels: &[(&str, &str)],
+        floor: f64,
+    ) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let s = self.scrape().await;
+            if s.get(family, labels) > floor {
+                self.checked.insert(family.to_owned());
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: {family}{labels:?} stayed at or below {floor}; logs: {}\n{}",
+                self.host.log_text(),
+                s.text
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// The webhook families move: one batch in flight at a time (`WEBHOOK_CONCURRENCY=1`)
+/// and the first one held by the receiver, so later events wait in the queue (its depth
+/// rises); once released that attempt fails (`status`), the retry and the rest succeed
+/// (`ok`), and all nine events (three rooms: occupied, user joined, member joined) are
+/// `delivered`.
+async fn webhook_counters_move() -> Probe {
+    let receiver = start_receiver().await;
+    let host = Host::spawn(&env(&[
+        ("WEBHOOK_URL", receiver.url.as_str()),
+        ("WEBHOOK_SECRET", "metrics-test-secret"),
+        ("WEBHOOK_CONCURRENCY", "1"),
+        ("WEBHOOK_BATCH_MS", "0"),
+        ("WEBHOOK_RETRY_BASE_MS", "10"),
+    ]));
+    let mut p = Probe::new(host);
+    let client = RustClient::connect(&p.host.url).await;
+    for room in ["w1", "w2", "w3"] {
+        let ack = client
+            .request("presence:join", json!({"roomId": room, "userId": "ada"}))
+            .await;
+        assert_eq!(ack["ok"], true, "{ack}");
+    }
+    // The first batch is held, the second waits for its slot: the third room's events
+    // are still queued.
+    p.expect_above(
+        "events wait behind a held batch",
+        "rtm_webhook_queue_depth",
+        &[],
+        0.0,
+    )
+    .await;
+    receiver.gate.add_permits(1);
+    p.expect(
+        "every event delivered after one failed attempt",
+        "rtm_webhook_events",
+        &[("outcome", "delivered")],
+        9.0,
+    )
+    .await;
+    p.expect(
+        "the held attempt failed with a status",
+        "rtm_webhook_attempts",
+        &[("result", "status")],
+        1.0,
+    )
+    .await;
+    p.expect("nothing left queued", "rtm_webhook_queue_depth", &[], 0.0)
+        .await;
+    assert!(
+        p.scrape()
+            .await
+            .get("rtm_webhook_attempts", &[("result", "ok")])
+            >= 2.0
+    );
+    assert!(receiver.requests.load(Ordering::SeqCst) >= 3);
+    drop(client);
     p
 }

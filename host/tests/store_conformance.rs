@@ -391,7 +391,7 @@ conformance!(
         assert!(s.remove(spec("s2", None)).await.unwrap().is_none());
         assert!(s.remove(spec("s1", Some(7))).await.unwrap().is_none());
         let removed = s.remove(spec("s1", Some(1))).await.unwrap().unwrap();
-        assert_eq!(removed.user_id, "alice");
+        assert_eq!(removed.registration.user_id, "alice");
         assert!(s.remove(spec("s1", None)).await.unwrap().is_none());
         assert!(s.snapshot("r").await.unwrap().is_empty());
     }
@@ -461,6 +461,100 @@ conformance!(
     }
 );
 
+fn removal<'a>(conn: &'a str, owner: &'a str) -> RemoveSpec<'a> {
+    RemoveSpec {
+        conn_id: conn,
+        room_id: "r",
+        owner,
+        epoch: None,
+    }
+}
+
+async fn joined_moves(s: &Arc<dyn PresenceStore>, spec: JoinSpec<'_>) -> Vec<Transition> {
+    s.join(spec).await.unwrap().unwrap().transitions
+}
+
+async fn removed_moves(s: &Arc<dyn PresenceStore>, spec: RemoveSpec<'_>) -> Vec<Transition> {
+    s.remove(spec).await.unwrap().unwrap().transitions
+}
+
+conformance!(occupancy_moves_once_per_user_and_per_room, |s: Arc<
+    dyn PresenceStore,
+>| async move {
+    use Transition::*;
+    let user = |u: &str| u.to_owned();
+    assert_eq!(
+        joined_moves(&s, join("c1", "r", "alice", "s1", None)).await,
+        [RoomOccupied, UserJoined(user("alice"))]
+    );
+    // A second tab of alice, and a re-join: nothing moves.
+    assert!(
+        joined_moves(&s, join("c2", "r", "alice", "s2", None))
+            .await
+            .is_empty()
+    );
+    assert!(
+        joined_moves(&s, join("c1", "r", "alice", "s1", None))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        joined_moves(&s, join("c3", "r", "bob", "s3", None)).await,
+        [UserJoined(user("bob"))]
+    );
+    // A re-join as another user: the new one is counted in first.
+    assert_eq!(
+        joined_moves(&s, join("c3", "r", "carol", "s3", None)).await,
+        [UserJoined(user("carol")), UserLeft(user("bob"))]
+    );
+    // Two tabs of dave joining at once (two nodes): one of them is his first.
+    let (a, b) = tokio::join!(
+        joined_moves(&s, join("c4", "r", "dave", "s4", None)),
+        joined_moves(&s, join("c5", "r", "dave", "s5", None))
+    );
+    let firsts = a
+        .iter()
+        .chain(&b)
+        .filter(|t| **t == UserJoined(user("dave")));
+    assert_eq!(firsts.count(), 1, "{a:?} {b:?}");
+    for (conn, owner) in [("c4", "s4"), ("c5", "s5"), ("c1", "s1")] {
+        let moves = removed_moves(&s, removal(conn, owner)).await;
+        let expected: &[Transition] = match conn {
+            "c5" => &[UserLeft(user("dave"))],
+            _ => &[],
+        };
+        assert_eq!(moves, expected, "removing {conn}");
+    }
+    assert_eq!(
+        removed_moves(&s, removal("c2", "s2")).await,
+        [UserLeft(user("alice"))]
+    );
+    assert_eq!(
+        removed_moves(&s, removal("c3", "s3")).await,
+        [UserLeft(user("carol")), RoomVacated]
+    );
+    assert_eq!(
+        joined_moves(&s, join("c6", "r", "alice", "s6", None)).await,
+        [RoomOccupied, UserJoined(user("alice"))],
+        "an emptied room is occupied anew"
+    );
+    // A takeover by a reconnected socket moves nothing.
+    let resumed = s
+        .resume(ResumeSpec {
+            conn_id: "c6",
+            room_id: "r",
+            user_id: "alice",
+            epoch: 1,
+            state: None,
+            owner: "s7",
+            node: "n2",
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(resumed.transitions.is_empty(), "{:?}", resumed.transitions);
+});
+
 /// Polls `snapshot(room)` until `conn` is no longer in it (its TTL lapsed); panics after
 /// a generous deadline.
 async fn wait_until_lapsed(s: &Arc<dyn PresenceStore>, room: &str, conn: &str) {
@@ -516,6 +610,11 @@ conformance!(reaper_removes_lapsed_once, REAP_TTL_MS, |s: Arc<
     assert!(
         s.reap(REAP_TTL_MS * 2, 100).await.unwrap().is_empty(),
         "reaped twice"
+    );
+    assert_eq!(
+        reaped[0].transitions,
+        [Transition::UserLeft("alice".into())],
+        "alice's last registration is gone, bob keeps the room occupied"
     );
     let snap = s.snapshot("r").await.unwrap();
     assert_eq!(snap.len(), 1, "{snap:?}");

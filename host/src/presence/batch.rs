@@ -323,7 +323,7 @@ impl PresenceStore for Batcher {
         self.inner.patch(touch, epoch, patch, max_state_bytes).await
     }
 
-    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError> {
+    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Removed>, StoreError> {
         self.inner.remove(spec).await
     }
 

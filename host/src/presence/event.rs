@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, value::RawValue};
 
 use super::clock::now_ms;
-use super::store::{Epoch, Reaped, Registration};
+use super::store::{Epoch, Reaped, Registration, Transition};
 
 /// The Socket.IO event name.
 pub const EVENT_NAME: &str = "presence:event";
@@ -15,6 +15,18 @@ pub enum EventKind {
     Join,
     Update,
     Leave,
+    Expire,
+}
+
+/// Why a registration ended: the `reason` of a `member_left` webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// `presence:leave`, or superseded by a resume.
+    Leave,
+    /// Its socket went away (or the node stopped).
+    Disconnect,
+    /// The reaper found it silent past its TTL.
     Expire,
 }
 
@@ -35,6 +47,15 @@ pub struct PresenceEvent {
     /// The member's `info` (from its token), when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<Map<String, Value>>,
+    /// Why the registration ended (leave and expire events); for webhooks, not clients.
+    #[serde(skip)]
+    pub cause: Option<Cause>,
+    /// How the change moved the room's occupancy, as the store's atomic step saw it.
+    #[serde(skip)]
+    pub transitions: Vec<Transition>,
+    /// False when only `transitions` are news (nothing to send to the room).
+    #[serde(skip)]
+    pub announce: bool,
 }
 
 impl PresenceEvent {
@@ -49,7 +70,25 @@ impl PresenceEvent {
             ts: now_ms(),
             epoch: Some(reg.epoch),
             info: reg.info.clone(),
+            cause: None,
+            transitions: Vec::new(),
+            announce: true,
         }
+    }
+
+    /// The end of a registration, and why.
+    pub fn ended(kind: EventKind, reg: &Registration, cause: Cause) -> Self {
+        Self {
+            cause: Some(cause),
+            ..Self::of(kind, reg, false)
+        }
+    }
+
+    /// The same event carrying the occupancy moves of its store step.
+    #[must_use]
+    pub fn moving(mut self, transitions: Vec<Transition>) -> Self {
+        self.transitions = transitions;
+        self
     }
 
     /// The `expire` of a registration the reaper removed.
@@ -63,6 +102,9 @@ impl PresenceEvent {
             ts: now_ms(),
             epoch: r.epoch,
             info: None,
+            cause: Some(Cause::Expire),
+            transitions: r.transitions,
+            announce: r.announce,
         }
     }
 

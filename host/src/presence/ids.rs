@@ -14,13 +14,7 @@ pub fn is_valid_id(s: &str, max_len: usize) -> bool {
 /// Random rather than derived from the socket id because a registration outlives its
 /// socket when a client resumes it from a new connection.
 pub fn new_conn_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    let mut out = String::with_capacity(32);
-    for b in bytes {
-        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-    }
-    out
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
 #[cfg(test)]

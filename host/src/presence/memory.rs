@@ -12,12 +12,14 @@ use super::clock::now_ms;
 use super::error::StoreError;
 use super::store::*;
 
-/// Registrations, the per-room index and the by-last-seen index, kept in step.
+/// Registrations, the per-room index, the by-last-seen index and the per-room user
+/// counts (what tells a user's first and last registration in a room), kept in step.
 #[derive(Default)]
 struct Tables {
     regs: HashMap<String, Registration>,
     rooms: HashMap<String, HashSet<String>>,
     seen: BTreeSet<(i64, String)>,
+    users: HashMap<String, HashMap<String, usize>>,
 }
 
 /// In-process [`PresenceStore`]. A registration older than the TTL is invisible (as an
@@ -59,9 +61,23 @@ impl Tables {
         }
     }
 
-    fn insert(&mut self, reg: Registration) {
-        if let Some(old) = self.regs.get(&reg.conn_id) {
+    /// Stores `reg` (new, or replacing its older self) and returns how that moved the
+    /// room's occupancy. The new user is counted in before an old one is counted out, so
+    /// a re-join as another user never shows the room empty.
+    fn insert(&mut self, reg: Registration) -> Vec<Transition> {
+        let mut moves = Vec::new();
+        let old = self.regs.get(&reg.conn_id).map(|old| {
             self.seen.remove(&(old.last_seen, old.conn_id.clone()));
+            (old.room_id.clone(), old.user_id.clone())
+        });
+        let same = old
+            .as_ref()
+            .is_some_and(|(room, user)| *room == reg.room_id && *user == reg.user_id);
+        if !same {
+            self.count_in(&reg.room_id, &reg.user_id, &mut moves);
+        }
+        if let Some((room, user)) = old.filter(|_| !same) {
+            self.count_out(&room, &user, &mut moves);
         }
         self.rooms
             .entry(reg.room_id.clone())
@@ -69,9 +85,10 @@ impl Tables {
             .insert(reg.conn_id.clone());
         self.seen.insert((reg.last_seen, reg.conn_id.clone()));
         self.regs.insert(reg.conn_id.clone(), reg);
+        moves
     }
 
-    fn delete(&mut self, conn_id: &str) -> Option<Registration> {
+    fn delete(&mut self, conn_id: &str) -> Option<(Registration, Vec<Transition>)> {
         let reg = self.regs.remove(conn_id)?;
         self.seen.remove(&(reg.last_seen, reg.conn_id.clone()));
         if let Some(members) = self.rooms.get_mut(&reg.room_id) {
@@ -80,7 +97,38 @@ impl Tables {
                 self.rooms.remove(&reg.room_id);
             }
         }
-        Some(reg)
+        let mut moves = Vec::new();
+        self.count_out(&reg.room_id, &reg.user_id, &mut moves);
+        Some((reg, moves))
+    }
+
+    fn count_in(&mut self, room: &str, user: &str, moves: &mut Vec<Transition>) {
+        let users = self.users.entry(room.to_owned()).or_default();
+        let n = users.entry(user.to_owned()).or_default();
+        *n += 1;
+        if *n == 1 {
+            if users.len() == 1 {
+                moves.push(Transition::RoomOccupied);
+            }
+            moves.push(Transition::UserJoined(user.to_owned()));
+        }
+    }
+
+    fn count_out(&mut self, room: &str, user: &str, moves: &mut Vec<Transition>) {
+        let Some(users) = self.users.get_mut(room) else {
+            return;
+        };
+        let Some(n) = users.get_mut(user) else { return };
+        *n -= 1;
+        if *n > 0 {
+            return;
+        }
+        users.remove(user);
+        moves.push(Transition::UserLeft(user.to_owned()));
+        if users.is_empty() {
+            self.users.remove(room);
+            moves.push(Transition::RoomVacated);
+        }
     }
 
     /// Registrations indexed in a room, as Redis's `SCARD` counts them (lapsed ones the
@@ -134,12 +182,13 @@ impl PresenceStore for MemoryStore {
             },
         };
         let created = registration.epoch == 1;
-        t.insert(registration.clone());
+        let transitions = t.insert(registration.clone());
         let snapshot = t.room(spec.room_id, now, self.ttl_ms);
         Ok(Ok(Joined {
             created,
             registration,
             snapshot,
+            transitions,
         }))
     }
 
@@ -161,12 +210,13 @@ impl PresenceStore for MemoryStore {
             node: spec.node.to_owned(),
             ..old
         };
-        t.insert(registration.clone());
+        let transitions = t.insert(registration.clone());
         let snapshot = t.room(spec.room_id, now, self.ttl_ms);
         Ok(Some(Resumed {
             registration,
             state_changed,
             snapshot,
+            transitions,
         }))
     }
 
@@ -214,11 +264,12 @@ impl PresenceStore for MemoryStore {
             last_seen: now,
             ..old.clone()
         };
-        t.insert(registration.clone());
+        // Same room and user: a patch never moves the occupancy.
+        let _ = t.insert(registration.clone());
         Ok(Patched::Done(registration))
     }
 
-    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError> {
+    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Removed>, StoreError> {
         let now = now_ms();
         let mut t = self.lock();
         let holds = t.live(spec.conn_id, now, self.ttl_ms).is_some_and(|r| {
@@ -226,7 +277,13 @@ impl PresenceStore for MemoryStore {
                 && r.room_id == spec.room_id
                 && spec.epoch.is_none_or(|e| e == r.epoch)
         });
-        Ok(if holds { t.delete(spec.conn_id) } else { None })
+        Ok(holds
+            .then(|| t.delete(spec.conn_id))
+            .flatten()
+            .map(|(registration, transitions)| Removed {
+                registration,
+                transitions,
+            }))
     }
 
     async fn snapshot(&self, room_id: &str) -> Result<Vec<Registration>, StoreError> {
@@ -248,7 +305,7 @@ impl PresenceStore for MemoryStore {
         Ok(lapsed
             .into_iter()
             .filter_map(|(last_seen, conn_id)| {
-                let reg = t.delete(&conn_id)?;
+                let (reg, transitions) = t.delete(&conn_id)?;
                 // Like an expired Redis hash: past the TTL the state is already gone.
                 let expired = last_seen < ttl_cutoff;
                 Some(Reaped {
@@ -257,6 +314,8 @@ impl PresenceStore for MemoryStore {
                     user_id: reg.user_id,
                     epoch: (!expired).then_some(reg.epoch),
                     state: (!expired).then_some(reg.state),
+                    transitions,
+                    announce: true,
                 })
             })
             .collect())

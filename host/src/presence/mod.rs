@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::fanout::{Fanout, conn_room, user_room};
 use error::PresenceError;
-use event::{EventKind, PresenceEvent};
+use event::{Cause, EventKind, PresenceEvent};
 use request::{HeartbeatRequest, JoinRequest, Limits, RoomRequest};
 use store::{
     JoinSpec, Patched, PresenceStore, Registration, RemoveSpec, ResumeSpec, Touch, TouchSpec,
@@ -35,6 +35,9 @@ use store::{
 
 /// Called with each published `presence:event` (its JSON).
 pub type Observer = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Called with each change this node made, before it is broadcast (the webhooks).
+pub type ChangeObserver = Box<dyn Fn(&PresenceEvent) + Send + Sync>;
 
 /// What a local socket holds in one room.
 #[derive(Debug, Clone)]
@@ -78,6 +81,8 @@ pub struct Presence {
     /// Told about every event this node publishes (the plugins' `on-presence` hook).
     /// Set once after start, because the plugin runtime is built after presence.
     observer: OnceLock<Observer>,
+    /// Told about every change, with its cause and occupancy moves (webhooks).
+    changes: OnceLock<ChangeObserver>,
     /// Hands out [`Held::joined`].
     joins: AtomicU64,
 }
@@ -98,6 +103,7 @@ impl Presence {
             resume_grace,
             local: Mutex::new(HashMap::new()),
             observer: OnceLock::new(),
+            changes: OnceLock::new(),
             joins: AtomicU64::new(0),
         }
     }
@@ -105,6 +111,11 @@ impl Presence {
     /// Registers the one observer of published events (later calls are ignored).
     pub fn observe(&self, f: Observer) {
         let _ = self.observer.set(f);
+    }
+
+    /// Registers the one observer of changes (later calls are ignored).
+    pub fn observe_changes(&self, f: ChangeObserver) {
+        let _ = self.changes.set(f);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -211,7 +222,7 @@ impl Presence {
                     return Err(e.into());
                 }
             };
-            let joined = match joined {
+            let mut joined = match joined {
                 Ok(joined) => joined,
                 Err(store::JoinRefusal::Owned) => {
                     // Our old registration here was resumed by another socket: start anew.
@@ -240,7 +251,8 @@ impl Presence {
             } else {
                 EventKind::Update
             };
-            events.push(PresenceEvent::of(kind, reg, true));
+            let moves = std::mem::take(&mut joined.transitions);
+            events.push(PresenceEvent::of(kind, reg, true).moving(moves));
             return Ok(Outcome {
                 ack: join_ack(reg, &joined.snapshot),
                 events,
@@ -319,7 +331,7 @@ impl Presence {
             owner: sid,
             node: &self.node,
         };
-        let Some(resumed) = self.store.resume(spec).await? else {
+        let Some(mut resumed) = self.store.resume(spec).await? else {
             return Ok(None);
         };
         let mut events = Vec::new();
@@ -336,7 +348,10 @@ impl Presence {
                 })
                 .await
         {
-            events.push(PresenceEvent::of(EventKind::Leave, &old, false));
+            events.push(
+                PresenceEvent::ended(EventKind::Leave, &old.registration, Cause::Leave)
+                    .moving(old.transitions),
+            );
         }
         self.hold(
             sid,
@@ -349,8 +364,11 @@ impl Presence {
         );
         self.enter(sid, &req.room_id, conn_id, &req.user_id);
         let reg = &resumed.registration;
-        if resumed.state_changed {
-            events.push(PresenceEvent::of(EventKind::Update, reg, true));
+        let moves = std::mem::take(&mut resumed.transitions);
+        if resumed.state_changed || !moves.is_empty() {
+            let mut update = PresenceEvent::of(EventKind::Update, reg, true).moving(moves);
+            update.announce = resumed.state_changed;
+            events.push(update);
         }
         Ok(Some(Outcome {
             ack: join_ack(reg, &resumed.snapshot),
@@ -525,7 +543,10 @@ impl Presence {
             })
             .await?;
         self.forget(sid, room);
-        Ok(removed.map(|reg| PresenceEvent::of(EventKind::Leave, &reg, false)))
+        Ok(removed.map(|r| {
+            PresenceEvent::ended(EventKind::Leave, &r.registration, Cause::Leave)
+                .moving(r.transitions)
+        }))
     }
 
     /// `presence:snapshot`: the room without joining it.
@@ -566,7 +587,10 @@ impl Presence {
                 epoch: None,
             };
             match self.store.remove(spec).await {
-                Ok(Some(reg)) => events.push(PresenceEvent::of(kind, &reg, false)),
+                Ok(Some(r)) => events.push(
+                    PresenceEvent::ended(kind, &r.registration, Cause::Disconnect)
+                        .moving(r.transitions),
+                ),
                 Ok(None) => {}
                 Err(e) => {
                     // The registration stays until its TTL lapses; the reaper announces it.
@@ -590,6 +614,12 @@ impl Presence {
     /// Broadcasts events to their rooms on every node.
     pub async fn publish(&self, events: Vec<PresenceEvent>) {
         for ev in events {
+            if let Some(changes) = self.changes.get() {
+                changes(&ev);
+            }
+            if !ev.announce {
+                continue;
+            }
             let Some(raw) = ev.to_raw() else { continue };
             if let Some(observer) = self.observer.get() {
                 observer(raw.get());
@@ -706,7 +736,7 @@ mod tests {
         ) -> Result<Patched, StoreError> {
             self.inner.patch(touch, epoch, patch, max_state_bytes).await
         }
-        async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError> {
+        async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<store::Removed>, StoreError> {
             self.inner.remove(spec).await
         }
         async fn snapshot(&self, room_id: &str) -> Result<Vec<Registration>, StoreError> {

@@ -391,8 +391,8 @@ fn join_batch_reply(reply: Value, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinRepl
         .into_iter()
         .zip(specs)
         .map(|(result, spec)| {
-            let result = items(result)?;
-            let status = int(result.first().ok_or_else(|| malformed("join status"))?)?;
+            let mut result = items(result)?.into_iter();
+            let status = int(&result.next().ok_or_else(|| malformed("join status"))?)?;
             match status {
                 -1 => return Ok(Err(JoinRefusal::Owned)),
                 -2 => return Ok(Err(JoinRefusal::Full)),
@@ -400,8 +400,8 @@ fn join_batch_reply(reply: Value, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinRepl
                 _ => {}
             }
             let index = result
-                .get(1)
-                .map(int)
+                .next()
+                .map(|v| int(&v))
                 .transpose()?
                 .and_then(|i| usize::try_from(i).ok())
                 .and_then(|i| i.checked_sub(1))
@@ -418,7 +418,28 @@ fn join_batch_reply(reply: Value, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinRepl
                 created: status == 1,
                 registration,
                 snapshot: room.clone(),
+                transitions: transitions(result.next())?,
             }))
+        })
+        .collect()
+}
+
+/// Parses the occupancy tokens of a script (`lua/prelude.lua`: `seen_added`).
+fn transitions(v: Option<Value>) -> Result<Vec<Transition>, StoreError> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    items(v)?
+        .iter()
+        .map(|t| {
+            let t = text(t)?;
+            Ok(match t.as_str() {
+                "ro" => Transition::RoomOccupied,
+                "rv" => Transition::RoomVacated,
+                _ => match t.split_once(':') {
+                    Some(("uj", user)) => Transition::UserJoined(user.to_owned()),
+                    Some(("ul", user)) => Transition::UserLeft(user.to_owned()),
+                    _ => return Err(malformed("occupancy token")),
+                },
+            })
         })
         .collect()
 }
@@ -459,6 +480,7 @@ impl PresenceStore for RedisStore {
             registration,
             state_changed,
             snapshot,
+            transitions: transitions(reply.next())?,
         }))
     }
 
@@ -504,7 +526,7 @@ impl PresenceStore for RedisStore {
         })
     }
 
-    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError> {
+    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Removed>, StoreError> {
         let keys = vec![
             self.conn_key(spec.room_id, spec.conn_id),
             self.room_key(spec.room_id),
@@ -514,14 +536,17 @@ impl PresenceStore for RedisStore {
             spec.owner.to_owned(),
             spec.room_id.to_owned(),
             spec.epoch.map(|e| e.to_string()).unwrap_or_default(),
+            self.layout.base(spec.room_id),
         ];
         let mut reply = items(self.call(&self.scripts.remove, keys, args).await?)?.into_iter();
         if int(&reply.next().ok_or_else(|| malformed("remove reply"))?)? != 1 {
             return Ok(None);
         }
-        Ok(Some(registration(
-            reply.next().ok_or_else(|| malformed("remove hash"))?,
-        )?))
+        let registration = registration(reply.next().ok_or_else(|| malformed("remove hash"))?)?;
+        Ok(Some(Removed {
+            registration,
+            transitions: transitions(reply.next())?,
+        }))
     }
 
     async fn snapshot(&self, room_id: &str) -> Result<Vec<Registration>, StoreError> {
@@ -579,7 +604,8 @@ impl RedisStore {
                 let conn_id = text(&next()?)?;
                 let room_id = text(&next()?)?;
                 let user_id = text(&next()?)?;
-                let epoch = u64::try_from(int(&next()?)?).unwrap_or(0);
+                let raw_epoch = int(&next()?)?;
+                let epoch = u64::try_from(raw_epoch).unwrap_or(0);
                 let hash = next()?;
                 let state = if epoch == 0 {
                     None
@@ -592,6 +618,8 @@ impl RedisStore {
                     user_id,
                     epoch: (epoch > 0).then_some(epoch),
                     state,
+                    transitions: transitions(f.next())?,
+                    announce: raw_epoch >= 0,
                 })
             })
             .collect()

@@ -79,6 +79,21 @@ pub struct ResumeSpec<'a> {
     pub node: &'a str,
 }
 
+/// A move of a room's occupancy that one store step made: kept in the same atomic step
+/// as the change itself, so across every node exactly one caller sees each one (they
+/// become the `room_*` and `user_*` webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The room had no registration before this one.
+    RoomOccupied,
+    /// The user's first registration in the room (their first tab).
+    UserJoined(String),
+    /// The user's last registration in the room is gone.
+    UserLeft(String),
+    /// The room's last registration is gone.
+    RoomVacated,
+}
+
 /// Result of a join: the registration and the room as it is now, caller included.
 #[derive(Debug, Clone)]
 pub struct Joined {
@@ -86,6 +101,9 @@ pub struct Joined {
     pub created: bool,
     pub registration: Registration,
     pub snapshot: Vec<Registration>,
+    /// What the join did to the room's occupancy (a re-join as another user can end the
+    /// old user's presence and start the new one's).
+    pub transitions: Vec<Transition>,
 }
 
 /// Result of a resume that found its registration.
@@ -94,6 +112,14 @@ pub struct Resumed {
     pub registration: Registration,
     pub state_changed: bool,
     pub snapshot: Vec<Registration>,
+    pub transitions: Vec<Transition>,
+}
+
+/// A registration a `remove` took out, and what that did to the room's occupancy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    pub registration: Registration,
+    pub transitions: Vec<Transition>,
 }
 
 /// What a heartbeat found for one registration.
@@ -146,6 +172,10 @@ pub struct Reaped {
     pub user_id: String,
     pub epoch: Option<Epoch>,
     pub state: Option<Map<String, Value>>,
+    pub transitions: Vec<Transition>,
+    /// False for an index entry of a registration that was since re-joined as another
+    /// user: nothing left (no `expire` to announce), but its user's count moved.
+    pub announce: bool,
 }
 
 /// Where registrations live. Implementations: [`super::memory::MemoryStore`] (one node)
@@ -185,7 +215,7 @@ pub trait PresenceStore: Send + Sync + 'static {
     ) -> Result<Patched, StoreError>;
 
     /// Removes a registration if `owner` holds it (and the epoch matches, when given).
-    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Registration>, StoreError>;
+    async fn remove(&self, spec: RemoveSpec<'_>) -> Result<Option<Removed>, StoreError>;
 
     /// Every live registration in a room, on every node.
     async fn snapshot(&self, room_id: &str) -> Result<Vec<Registration>, StoreError>;

@@ -45,6 +45,34 @@ pub struct WebhookConfig {
     pub events: Vec<String>,
 }
 
+impl WebhookConfig {
+    /// Checks a receiver: an http(s) URL and known event names (none: every event).
+    pub fn new(url: &str, secret: Secret, events: &[String]) -> Result<Self, String> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("url {url:?} is not an http(s) URL"));
+        }
+        if let Some(bad) = events
+            .iter()
+            .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
+        {
+            return Err(format!(
+                "unknown event {bad:?} (known: {})",
+                WEBHOOK_EVENTS.join(", ")
+            ));
+        }
+        let events = if events.is_empty() {
+            WEBHOOK_EVENTS.iter().map(|e| (*e).to_owned()).collect()
+        } else {
+            events.to_vec()
+        };
+        Ok(Self {
+            url: url.to_owned(),
+            secret,
+            events,
+        })
+    }
+}
+
 /// One tenant, fully resolved: nothing optional is left to the caller but `auth` and
 /// `webhook`, which are absent when not configured.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,19 +89,14 @@ pub struct TenantConfig {
 impl TenantConfig {
     /// The tenant of a host without a tenants file: `default`, configured by the
     /// environment alone.
-    pub fn single(
-        limits: ClientLimits,
-        plugins: PluginConfig,
-        auth: Option<AuthConfig>,
-        api_keys: Vec<Secret>,
-    ) -> Self {
+    pub fn single(base: &super::BaseSettings) -> Self {
         Self {
             id: super::DEFAULT_TENANT.to_owned(),
-            limits,
-            plugins,
-            auth,
-            api_keys,
-            webhook: None,
+            limits: base.limits.clone(),
+            plugins: base.plugins.clone(),
+            auth: base.auth.clone(),
+            api_keys: base.api_keys.clone(),
+            webhook: base.webhook.clone(),
         }
     }
 }
@@ -356,29 +379,8 @@ fn auth(a: &AuthDoc, env: EnvLookup<'_>) -> Result<AuthConfig, String> {
 }
 
 fn webhook(w: &WebhookDoc, env: EnvLookup<'_>) -> Result<WebhookConfig, String> {
-    if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-        return Err(format!("url {:?} is not an http(s) URL", w.url));
-    }
-    if let Some(bad) = w
-        .events
-        .iter()
-        .find(|e| !WEBHOOK_EVENTS.contains(&e.as_str()))
-    {
-        return Err(format!(
-            "unknown event {bad:?} (known: {})",
-            WEBHOOK_EVENTS.join(", ")
-        ));
-    }
-    let events = if w.events.is_empty() {
-        WEBHOOK_EVENTS.iter().map(|e| (*e).to_owned()).collect()
-    } else {
-        w.events.clone()
-    };
-    Ok(WebhookConfig {
-        url: w.url.clone(),
-        secret: Secret::resolve(&w.secret, env).map_err(|e| format!("secret: {e}"))?,
-        events,
-    })
+    let secret = Secret::resolve(&w.secret, env).map_err(|e| format!("secret: {e}"))?;
+    WebhookConfig::new(&w.url, secret, &w.events)
 }
 
 #[cfg(test)]

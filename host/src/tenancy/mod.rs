@@ -75,6 +75,10 @@ pub struct NodeParts {
     pub resume_grace: Duration,
     pub reaper_interval: Duration,
     pub reaper_lookback: Duration,
+    /// How webhooks are batched and retried (`WEBHOOK_*`), for every tenant.
+    pub webhook_delivery: crate::webhooks::Delivery,
+    /// One HTTP client (one connection pool) for every tenant's webhooks.
+    pub webhook_client: reqwest::Client,
 }
 
 /// The Socket.IO side of tenants: serving a tenant's namespaces, and closing them.
@@ -193,6 +197,10 @@ impl NodeParts {
                 policy,
                 fanout,
                 metrics: metrics.clone(),
+                hooks: tenant::HookParts {
+                    delivery: self.webhook_delivery.clone(),
+                    client: self.webhook_client.clone(),
+                },
             },
         );
         tenant.own_task(reaper::spawn(
@@ -260,6 +268,8 @@ pub struct BaseSettings {
     pub auth: Option<AuthConfig>,
     /// The single tenant's Server API keys (`API_KEY`).
     pub api_keys: Vec<secret::Secret>,
+    /// The single tenant's webhook receiver (`WEBHOOK_URL`).
+    pub webhook: Option<file::WebhookConfig>,
 }
 
 #[derive(Default)]
@@ -290,12 +300,7 @@ impl Tenants {
         file: Option<PathBuf>,
     ) -> anyhow::Result<Arc<Self>> {
         let configs = match &file {
-            None => vec![TenantConfig::single(
-                base.limits.clone(),
-                base.plugins.clone(),
-                base.auth.clone(),
-                base.api_keys.clone(),
-            )],
+            None => vec![TenantConfig::single(&base)],
             Some(path) => load_file(path, &base).map_err(anyhow::Error::new)?,
         };
         let tenants = Arc::new(Self {

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
@@ -16,6 +16,7 @@ use crate::fanout::Fanout;
 use crate::metrics::Metrics;
 use crate::plugins::{KvBackend, PluginHost, Plugins, SharedEngine};
 use crate::presence::{JoinGate, Presence};
+use crate::webhooks::{Delivery, Webhooks};
 
 /// What a tenant allows right now; swapped whole on reload, read per call.
 pub struct Policy {
@@ -51,6 +52,12 @@ pub struct PluginParts {
     pub kv: KvBackend,
 }
 
+/// What a tenant's webhooks are (re)started with: the node's delivery settings and client.
+pub struct HookParts {
+    pub delivery: Delivery,
+    pub client: reqwest::Client,
+}
+
 pub struct Tenant {
     pub id: String,
     namespaces: Vec<String>,
@@ -62,6 +69,9 @@ pub struct Tenant {
     connections: Arc<Connections>,
     fanout: Arc<dyn Fanout>,
     metrics: Arc<Metrics>,
+    /// The webhook queue, when the tenant has a receiver; swapped when it changes.
+    webhooks: ArcSwapOption<Webhooks>,
+    hook_parts: HookParts,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -75,10 +85,20 @@ pub struct TenantParts {
     pub policy: Policy,
     pub fanout: Arc<dyn Fanout>,
     pub metrics: Arc<Metrics>,
+    pub hooks: HookParts,
 }
 
 impl Tenant {
     pub fn new(id: String, p: TenantParts) -> Arc<Self> {
+        let webhooks = p.policy.cfg.webhook.as_ref().map(|cfg| {
+            Webhooks::start(
+                &id,
+                cfg,
+                &p.hooks.delivery,
+                p.hooks.client.clone(),
+                p.metrics.webhooks.clone(),
+            )
+        });
         let tenant = Arc::new(Self {
             id,
             namespaces: p.namespaces,
@@ -90,6 +110,8 @@ impl Tenant {
             connections: Arc::new(Connections::default()),
             fanout: p.fanout,
             metrics: p.metrics,
+            webhooks: ArcSwapOption::new(webhooks),
+            hook_parts: p.hooks,
             tasks: Mutex::new(Vec::new()),
         });
         // Plugins see every presence event of the tenant; looked up per event because a
@@ -98,6 +120,14 @@ impl Tenant {
         tenant.presence.observe(Box::new(move |event| {
             if let Some(t) = weak.upgrade() {
                 t.plugins().on_presence(event);
+            }
+        }));
+        // Webhooks hear every change this node made (looked up per change: a reload may
+        // replace or remove the receiver).
+        let weak = Arc::downgrade(&tenant);
+        tenant.presence.observe_changes(Box::new(move |change| {
+            if let Some(hooks) = weak.upgrade().and_then(|t| t.webhooks.load_full()) {
+                hooks.offer(change);
             }
         }));
         tenant
@@ -181,8 +211,28 @@ impl Tenant {
             old.shutdown();
             tracing::info!(tenant = %self.id, "plugin runtime rebuilt for changed plugin settings");
         }
+        if policy.cfg.webhook != self.policy().cfg.webhook {
+            // The old queue is dropped with its last reference: what it holds is still sent.
+            let fresh = policy
+                .cfg
+                .webhook
+                .as_ref()
+                .map(|cfg| self.start_webhooks(cfg));
+            self.webhooks.store(fresh);
+            tracing::info!(tenant = %self.id, "webhook receiver changed");
+        }
         self.policy.store(Arc::new(policy));
         Ok(())
+    }
+
+    fn start_webhooks(&self, cfg: &crate::tenancy::file::WebhookConfig) -> Arc<Webhooks> {
+        Webhooks::start(
+            &self.id,
+            cfg,
+            &self.hook_parts.delivery,
+            self.hook_parts.client.clone(),
+            self.metrics.webhooks.clone(),
+        )
     }
 
     /// Stops the tenant's background tasks and plugins (its sockets are closed first by
@@ -196,6 +246,7 @@ impl Tenant {
         {
             task.abort();
         }
+        self.webhooks.store(None);
         self.plugins().shutdown();
     }
 

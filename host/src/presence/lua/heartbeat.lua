@@ -13,7 +13,8 @@ for e = 1, #KEYS / 2 do
     out[e] = -tonumber(cur[2])
   else
     redis.call('PEXPIRE', hkey, ARGV[1])
-    redis.call('ZADD', seen, now, ARGV[2 * e + 1])
+    -- XX: a refresh never adds an entry (the occupancy count is moved only by joins).
+    redis.call('ZADD', seen, 'XX', now, ARGV[2 * e + 1])
     out[e] = tonumber(cur[2])
   end
 end

@@ -5,8 +5,9 @@
 -- '' for none), max_members ('0': no limit), n, then n state field/value pairs.
 -- Returns {results, snapshots}: results[j] is {-1} when another socket owns that
 -- registration, {-2} when it is new and its room already holds max_members, else
--- {created, s}; snapshots[s] is the room as it stands after every join of the batch,
--- read once per room (the joiner's own registration is in it).
+-- {created, s, moves}; snapshots[s] is the room as it stands after every join of the
+-- batch, read once per room (the joiner's own registration is in it), and moves are the
+-- occupancy tokens of the join (prelude: seen_added).
 local now = now_ms()
 local results, snapshots, rooms, where = {}, {}, {}, {}
 local a = 2
@@ -16,7 +17,7 @@ for j = 1, #KEYS / 3 do
   local replace, info, max_members, first = ARGV[a + 6], ARGV[a + 7], tonumber(ARGV[a + 8]), a + 10
   a = first + 2 * tonumber(ARGV[a + 9])
   local cur = redis.call('HMGET', hkey, 'owner', 'room', 'user', 'epoch')
-  local epoch, created = 1, 1
+  local epoch, created, moves = 1, 1, {}
   if cur[4] and (cur[1] ~= owner or cur[2] ~= room) then
     results[j] = {-1}
   elseif not cur[4] and max_members > 0 and redis.call('SCARD', rkey) >= max_members then
@@ -24,7 +25,6 @@ for j = 1, #KEYS / 3 do
   else
     if cur[4] then
       epoch, created = tonumber(cur[4]) + 1, 0
-      if cur[3] ~= user then redis.call('ZREM', skey, member(id, cur[2], cur[3])) end
       if replace == '1' then clear_state(hkey) end
     end
     redis.call('HSET', hkey, 'id', id, 'room', room, 'user', user, 'owner', owner,
@@ -33,13 +33,15 @@ for j = 1, #KEYS / 3 do
     for i = first, a - 1, 2 do redis.call('HSET', hkey, ARGV[i], ARGV[i + 1]) end
     redis.call('PEXPIRE', hkey, ARGV[1])
     redis.call('SADD', rkey, id)
-    redis.call('ZADD', skey, now, member(id, room, user))
+    add_seen(skey, now, base, id, room, user, moves)
+    -- A re-join as another user: counted in first, so the room never looks empty.
+    if cur[4] and cur[3] ~= user then drop_seen(skey, base, id, cur[2], cur[3], moves) end
     if not rooms[room] then
       snapshots[#snapshots + 1] = rkey
       rooms[room] = #snapshots
       where[room] = {base, skey}
     end
-    results[j] = {created, rooms[room]}
+    results[j] = {created, rooms[room], moves}
   end
 end
 for room, s in pairs(rooms) do

@@ -22,5 +22,5 @@ if total > tonumber(ARGV[4]) then return {-2, total} end
 set_pairs(KEYS[1], 6)
 redis.call('HSET', KEYS[1], 'epoch', stored + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[2], now_ms(), ARGV[5])
+redis.call('ZADD', KEYS[2], 'XX', now_ms(), ARGV[5])
 return {1, with_seen(redis.call('HGETALL', KEYS[1]), KEYS[2], cur[3], cur[4])}

@@ -49,3 +49,40 @@ local function room_snapshot(prefix, seen_key, room_key, room)
   return out
 end
 
+
+-- <base>users:<room> counts the room's by-last-seen entries per user, moved in the same
+-- step as the entry, so a user's first and last registration in a room (and the room's
+-- first and last) are each seen by exactly one script call cluster-wide. The moves are
+-- appended to `out` as tokens: 'ro' (room occupied), 'uj:<user>', 'ul:<user>', 'rv'.
+local function seen_added(base, room, user, out)
+  local ukey = base .. 'users:' .. room
+  if redis.call('HINCRBY', ukey, user, 1) == 1 then
+    if redis.call('HLEN', ukey) == 1 then out[#out + 1] = 'ro' end
+    out[#out + 1] = 'uj:' .. user
+  end
+end
+
+local function seen_removed(base, room, user, out)
+  local ukey = base .. 'users:' .. room
+  local n = redis.call('HINCRBY', ukey, user, -1)
+  if n > 0 then return end
+  redis.call('HDEL', ukey, user)
+  -- Below zero: an entry written before this count existed; nothing to announce.
+  if n < 0 then return end
+  out[#out + 1] = 'ul:' .. user
+  if redis.call('HLEN', ukey) == 0 then out[#out + 1] = 'rv' end
+end
+
+-- Adds (or refreshes) a registration's by-last-seen entry, counting a new one.
+local function add_seen(seen_key, now, base, id, room, user, out)
+  if redis.call('ZADD', seen_key, now, member(id, room, user)) == 1 then
+    seen_added(base, room, user, out)
+  end
+end
+
+-- Removes a registration's by-last-seen entry, counting it out if it was there.
+local function drop_seen(seen_key, base, id, room, user, out)
+  if redis.call('ZREM', seen_key, member(id, room, user)) == 1 then
+    seen_removed(base, room, user, out)
+  end
+end

@@ -1,7 +1,9 @@
 -- Remove lapsed registrations. KEYS: seen zset. ARGV: prefix, ttl_ms, lookback_ms, limit.
 -- Read and delete happen in this one atomic step, so a racing heartbeat either refreshed
 -- the entry first (and it is skipped) or comes after (and finds it gone); each removal is
--- returned to exactly one node. Returns {id, room, user, epoch (0 if expired), hash} items.
+-- returned to exactly one node. Returns {id, room, user, epoch, hash, moves} items: epoch
+-- 0 when the hash had expired, -1 for an entry whose registration was since re-joined as
+-- another user (nothing to announce but its occupancy moves).
 -- The score is lastSeen: a live hash is removed once it is older than the lookback.
 local now = now_ms()
 local ttl, lookback = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -16,18 +18,20 @@ for k = 1, #cands, 2 do
   else
     local key = ARGV[1] .. 'conn:' .. id
     local cur = redis.call('HMGET', key, 'epoch', 'room', 'user')
+    local moves = {}
     if not cur[1] then
-      redis.call('ZREM', KEYS[1], m)
+      drop_seen(KEYS[1], ARGV[1], id, room, user, moves)
       redis.call('SREM', ARGV[1] .. 'room:' .. room, id)
-      out[#out + 1] = {id, room, user, 0, {}}
+      out[#out + 1] = {id, room, user, 0, {}, moves}
     elseif cur[2] ~= room or cur[3] ~= user then
-      redis.call('ZREM', KEYS[1], m)
+      drop_seen(KEYS[1], ARGV[1], id, room, user, moves)
+      if #moves > 0 then out[#out + 1] = {id, room, user, -1, {}, moves} end
     elseif seen < now - lookback then
       local h = with_seen(redis.call('HGETALL', key), KEYS[1], id, room)
       redis.call('DEL', key)
-      redis.call('ZREM', KEYS[1], m)
+      drop_seen(KEYS[1], ARGV[1], id, room, user, moves)
       redis.call('SREM', ARGV[1] .. 'room:' .. room, id)
-      out[#out + 1] = {id, room, user, tonumber(cur[1]), h}
+      out[#out + 1] = {id, room, user, tonumber(cur[1]), h, moves}
     end
   end
 end

@@ -1,6 +1,7 @@
 -- Take a registration over for a reconnected socket. KEYS: conn hash, room set, seen zset.
 -- ARGV: prefix, id, room, user, epoch, owner, node, ttl_ms, has_state ('1'/'0'), state pairs...
--- Returns {0} when there is nothing to resume, else {1, state_changed, hash, snapshot}.
+-- Returns {0} when there is nothing to resume, else {1, state_changed, hash, snapshot,
+-- moves} (occupancy tokens: none unless the index had lost the entry).
 local cur = redis.call('HMGET', KEYS[1], 'room', 'user', 'epoch')
 if not cur[3] or cur[1] ~= ARGV[3] or cur[2] ~= ARGV[4] or tonumber(cur[3]) > tonumber(ARGV[5]) then
   return {0}
@@ -26,6 +27,7 @@ end
 redis.call('HSET', KEYS[1], 'owner', ARGV[6], 'node', ARGV[7], 'epoch', tonumber(cur[3]) + 1)
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[3], now, member(ARGV[2], ARGV[3], ARGV[4]))
+local moves = {}
+add_seen(KEYS[3], now, ARGV[1], ARGV[2], ARGV[3], ARGV[4], moves)
 return {1, changed, with_seen(redis.call('HGETALL', KEYS[1]), KEYS[3], ARGV[2], ARGV[3]),
-  room_snapshot(ARGV[1], KEYS[3], KEYS[2], ARGV[3])}
+  room_snapshot(ARGV[1], KEYS[3], KEYS[2], ARGV[3]), moves}

@@ -1,6 +1,8 @@
 //! Redis connections: one command pool shared by presence and plugin kv, and the
 //! subscriber the cluster adapter uses. Both fail fast (a bounded command timeout) while
-//! Redis is away and reconnect on their own when it returns.
+//! Redis is away and reconnect on their own when it returns. A `redis-cluster://` URL
+//! makes both cluster clients (commands routed by hash slot, sharded pub/sub), following
+//! slot moves and failovers on their own.
 
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use fred::types::RespVersion;
 #[derive(Clone)]
 pub struct RedisBackend {
     pub pool: Pool,
+    /// A Redis Cluster: every atomic step must then stay within one hash slot.
+    pub cluster: bool,
     builder: Builder,
 }
 
@@ -30,6 +34,7 @@ impl RedisBackend {
         let mut config = Config::from_url(url).context("parsing REDIS_URL")?;
         // socketioxide-redis needs RESP3 and fred ignores the URL's protocol parameter.
         config.version = RespVersion::RESP3;
+        let cluster = config.server.is_clustered();
         let mut builder = Builder::from_config(config);
         builder
             .with_connection_config(|c| {
@@ -50,7 +55,11 @@ impl RedisBackend {
         pool.init()
             .await
             .with_context(|| format!("connecting to Redis at {url}"))?;
-        Ok(Self { pool, builder })
+        Ok(Self {
+            pool,
+            cluster,
+            builder,
+        })
     }
 
     /// A fresh subscriber client (not yet connected: the adapter's driver connects it).

@@ -19,8 +19,14 @@ pub struct Config {
     pub bind_addr: IpAddr,
 
     /// Redis URL; when unset the host runs single-node on an embedded in-memory store.
+    /// `redis-cluster://host:port?node=host:port&...` names a Redis Cluster.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Seed nodes of a Redis Cluster (`host:port,host:port,...`), instead of or added to
+    /// a `redis-cluster://` REDIS_URL.
+    #[arg(long, env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub redis_cluster_nodes: Vec<String>,
 
     /// Redis command timeout: a request fails with `unavailable` after this long when Redis is down.
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
@@ -187,14 +193,42 @@ impl Config {
         }
         self.auth.config()?;
         self.webhooks.config()?;
-        if let Some(url) = &self.redis_url
-            && fred::prelude::Config::from_url(url).is_err()
+        if let Some(url) = self.redis()
+            && fred::prelude::Config::from_url(&url).is_err()
         {
             return Err(format!(
-                "invalid REDIS_URL (--redis-url): {url:?} is not a Redis URL"
+                "invalid REDIS_URL / REDIS_CLUSTER_NODES: {url:?} is not a Redis URL"
             ));
         }
         Ok(())
+    }
+
+    /// The Redis to use, as one URL: `REDIS_URL`, with `REDIS_CLUSTER_NODES` folded in
+    /// as a `redis-cluster://` URL's seed nodes. `None`: the embedded memory store.
+    pub fn redis(&self) -> Option<String> {
+        let nodes: Vec<&str> = self
+            .redis_cluster_nodes
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let Some((first, rest)) = nodes.split_first() else {
+            return self.redis_url.clone();
+        };
+        let mut url = match &self.redis_url {
+            Some(u) if u.starts_with("redis-cluster://") || u.starts_with("rediss-cluster://") => {
+                let sep = if u.contains('?') { '&' } else { '?' };
+                format!("{u}{sep}node={first}")
+            }
+            _ => format!("redis-cluster://{first}?"),
+        };
+        for n in rest {
+            if !url.ends_with('?') {
+                url.push('&');
+            }
+            url.push_str(&format!("node={n}"));
+        }
+        Some(url.trim_end_matches('?').to_owned())
     }
 
     pub fn presence_ttl(&self) -> Duration {
@@ -298,6 +332,37 @@ mod tests {
     fn every_setting_has_its_own_name() {
         use clap::CommandFactory;
         Config::command().debug_assert();
+    }
+
+    #[test]
+    fn cluster_nodes_become_one_cluster_url() {
+        let parse = |args: &[&str]| Config::try_parse_from(args).expect("parses");
+        assert_eq!(parse(&["rtm-host"]).redis(), None);
+        assert_eq!(
+            parse(&["rtm-host", "--redis-url", "redis://r:1"])
+                .redis()
+                .as_deref(),
+            Some("redis://r:1")
+        );
+        let nodes = parse(&["rtm-host", "--redis-cluster-nodes", "a:1,b:2, c:3"]);
+        assert_eq!(
+            nodes.redis().as_deref(),
+            Some("redis-cluster://a:1?node=b:2&node=c:3")
+        );
+        assert!(nodes.validate().is_ok());
+        let both = parse(&[
+            "rtm-host",
+            "--redis-url",
+            "redis-cluster://a:1",
+            "--redis-cluster-nodes",
+            "b:2",
+        ]);
+        assert_eq!(
+            both.redis().as_deref(),
+            Some("redis-cluster://a:1?node=b:2")
+        );
+        let config = fred::prelude::Config::from_url(&both.redis().unwrap_or_default());
+        assert!(config.is_ok_and(|c| c.server.is_clustered()));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
         .max_payload(cfg.socketio_max_payload_bytes)
         .ws_read_buffer_size(usize::try_from(cfg.socketio_ws_read_buffer_bytes).unwrap_or(1024))
         .max_buffer_size(usize::try_from(cfg.socketio_max_buffer_packets).unwrap_or(1024));
-    match &cfg.redis_url {
+    match &cfg.redis() {
         None => {
             tracing::info!(node = %node_id, "presence store: memory (single node)");
             let (layer, io) = builder.build_layer();
@@ -87,7 +87,7 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             let timeout = Duration::from_millis(cfg.redis_timeout_ms);
             let pool_size = usize::try_from(cfg.redis_pool_size).unwrap_or(4);
             let redis = RedisBackend::connect(url, timeout, pool_size, cfg.tcp_nodelay).await?;
-            tracing::info!(node = %node_id, "presence store: redis (multi node)");
+            tracing::info!(node = %node_id, cluster = redis.cluster, "presence store: redis (multi node)");
             let batching = BatchConfig {
                 lanes: pool_size,
                 window: Duration::from_micros(cfg.presence_batch_window_us),

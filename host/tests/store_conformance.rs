@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rtm_host::backend::RedisBackend;
 use rtm_host::presence::batch::{BatchConfig, Batcher};
+use rtm_host::presence::layout::Layout;
 use rtm_host::presence::memory::MemoryStore;
 use rtm_host::presence::redis::RedisStore;
 use rtm_host::presence::store::*;
@@ -57,6 +58,27 @@ fn touch<'a>(conn: &'a str, owner: &'a str) -> TouchSpec<'a> {
     }
 }
 
+/// The store a Redis Cluster node gets: tagged layout, behind the batcher.
+async fn cluster_store(cluster: &support::RedisCluster, ttl_ms: u64) -> Arc<dyn PresenceStore> {
+    let backend = RedisBackend::connect(&cluster.url(), Duration::from_secs(5), 2, true)
+        .await
+        .expect("connect to the private cluster");
+    assert!(
+        backend.cluster,
+        "a redis-cluster:// URL makes a cluster client"
+    );
+    let inner = Arc::new(
+        RedisStore::with_layout(backend.pool.clone(), Layout::tagged("prs:", "t"), ttl_ms)
+            .await
+            .expect("RedisStore loads its scripts on every master"),
+    );
+    let cfg = BatchConfig {
+        lanes: 2,
+        window: Duration::from_millis(5),
+    };
+    Arc::new(Batcher::new(inner, cfg))
+}
+
 /// Runs `body` against a fresh memory store and a fresh Redis store (direct and behind
 /// the batcher the server uses), all with registration TTL `$ttl` (default [`TTL_MS`]).
 macro_rules! conformance {
@@ -84,6 +106,15 @@ macro_rules! conformance {
                 );
                 ($body)(store).await;
                 server.assert_ours();
+            }
+            /// A Redis Cluster (3 masters, 3 replicas) behind the coalescer, on the
+            /// hash-tagged layout a cluster gets.
+            #[tokio::test]
+            async fn redis_cluster() {
+                let cluster = support::RedisCluster::start();
+                let store = cluster_store(&cluster, $ttl).await;
+                ($body)(store).await;
+                cluster.assert_ours();
             }
             /// Redis behind the heartbeat and join coalescer the server uses.
             #[tokio::test]
@@ -711,4 +742,81 @@ async fn heartbeats_of_two_tenants_share_calls_and_stay_in_their_own_keys() {
         "no tenant-less index was written"
     );
     server.assert_ours();
+}
+
+/// On a cluster, joins and heartbeats of many rooms coalesced into one batch span many
+/// slots: each slot gets its own script call, every result lands with its request, and
+/// every key of a room (its registrations, index, user counts) shares one slot.
+#[tokio::test]
+async fn cluster_batches_split_by_slot_and_rooms_keep_one_slot() {
+    let cluster = support::RedisCluster::start();
+    let s = cluster_store(&cluster, TTL_MS).await;
+    let rooms: Vec<String> = (0..40).map(|i| format!("room-{i}")).collect();
+    let conns: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+    let owners: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    let joins = (0..40).map(|i| {
+        s.join(JoinSpec {
+            conn_id: &conns[i],
+            room_id: &rooms[i],
+            user_id: "alice",
+            state: None,
+            owner: &owners[i],
+            node: "n1",
+            info: None,
+            max_members: 0,
+        })
+    });
+    for (i, joined) in futures::future::join_all(joins)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let joined = joined.unwrap().unwrap();
+        assert_eq!(joined.registration.conn_id, conns[i]);
+        assert_eq!(joined.registration.room_id, rooms[i]);
+        assert_eq!(
+            joined.transitions,
+            [
+                Transition::RoomOccupied,
+                Transition::UserJoined("alice".into())
+            ]
+        );
+    }
+    let touches: Vec<TouchSpec<'_>> = (0..40)
+        .map(|i| TouchSpec {
+            conn_id: &conns[i],
+            room_id: &rooms[i],
+            user_id: "alice",
+            owner: &owners[i],
+        })
+        .collect();
+    let beats = s.heartbeat(&touches).await.unwrap();
+    assert_eq!(beats, vec![Touch::Alive(1); 40]);
+    for (i, room) in rooms.iter().enumerate() {
+        let snap = s.snapshot(room).await.unwrap();
+        assert_eq!(snap.len(), 1, "{room}: {snap:?}");
+        assert_eq!(snap[0].conn_id, conns[i]);
+    }
+    let keys = cluster.keys();
+    let masters: std::collections::BTreeSet<u16> = keys.iter().map(|(m, _)| *m).collect();
+    assert!(
+        masters.len() > 1,
+        "40 rooms spread over several masters: {keys:?}"
+    );
+    for (i, room) in rooms.iter().enumerate() {
+        let of_room: Vec<&String> = keys
+            .iter()
+            .map(|(_, k)| k)
+            .filter(|k| {
+                k.ends_with(&format!(":room:{room}"))
+                    || k.ends_with(&format!(":users:{room}"))
+                    || k.ends_with(&format!(":conn:{}", conns[i]))
+            })
+            .collect();
+        assert_eq!(of_room.len(), 3, "{room}: {of_room:?}");
+        let slots: std::collections::BTreeSet<i64> =
+            of_room.iter().map(|k| cluster.slot(k)).collect();
+        assert_eq!(slots.len(), 1, "{room}'s keys share one slot: {of_room:?}");
+    }
+    cluster.assert_ours();
 }

@@ -124,6 +124,61 @@ impl RedisStore {
     }
 }
 
+/// Groups of indices into `items` whose keys share a Redis Cluster hash slot, in order
+/// of first appearance: one script call may only touch keys of one slot. On a single
+/// Redis everything is one group.
+fn by_slot<T>(cluster: bool, items: &[T], key: impl Fn(&T) -> String) -> Vec<Vec<usize>> {
+    if !cluster {
+        return vec![(0..items.len()).collect()];
+    }
+    let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let slot = fred::util::redis_keyslot(key(item).as_bytes());
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(i),
+            None => groups.push((slot, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
+/// Runs `call` once per slot group of `items` (concurrently) and puts the results back
+/// in the order of `items`.
+async fn per_slot<T, R, F, Fut>(
+    cluster: bool,
+    items: &[T],
+    key: impl Fn(&T) -> String,
+    call: F,
+) -> Result<Vec<R>, StoreError>
+where
+    T: Clone,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<R>, StoreError>>,
+{
+    let groups = by_slot(cluster, items, key);
+    if groups.len() == 1 {
+        return call(items.to_vec()).await;
+    }
+    let replies = futures::future::try_join_all(
+        groups
+            .iter()
+            .map(|g| call(g.iter().map(|&i| items[i].clone()).collect())),
+    )
+    .await?;
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for (group, results) in groups.iter().zip(replies) {
+        if results.len() != group.len() {
+            return Err(malformed("reply length of a slot group"));
+        }
+        for (&i, r) in group.iter().zip(results) {
+            out[i] = Some(r);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.ok_or_else(|| malformed("a slot group left an item unanswered")))
+        .collect()
+}
+
 /// Timeouts, I/O and cancellation mean Redis is away; anything else is a reply we cannot use.
 fn store_error(e: Error) -> StoreError {
     match e.kind() {
@@ -239,22 +294,36 @@ pub struct Touches {
     pool: Pool,
     script: Arc<Script>,
     ttl_ms: String,
+    /// On a Redis Cluster one call takes the heartbeats of one slot.
+    cluster: bool,
 }
 
 impl Touches {
     pub fn new(pool: Pool, ttl_ms: u64) -> Self {
         Self {
+            cluster: pool.next().is_clustered(),
             pool,
             script: Arc::new(script!("lua/heartbeat.lua")),
             ttl_ms: ttl_ms.to_string(),
         }
     }
 
-    /// Refreshes each registration its owner still holds; one result per entry.
+    /// Refreshes each registration its owner still holds; one result per entry (one
+    /// script call per hash slot on a cluster).
     pub async fn run(&self, touches: &[TouchKeys]) -> Result<Vec<Touch>, StoreError> {
         if touches.is_empty() {
             return Ok(Vec::new());
         }
+        per_slot(
+            self.cluster,
+            touches,
+            |t| t.conn_key.clone(),
+            |group| async move { self.run_slot(&group).await },
+        )
+        .await
+    }
+
+    async fn run_slot(&self, touches: &[TouchKeys]) -> Result<Vec<Touch>, StoreError> {
         let mut keys = Vec::with_capacity(2 * touches.len());
         let mut args = Vec::with_capacity(1 + 2 * touches.len());
         args.push(self.ttl_ms.clone());
@@ -459,9 +528,18 @@ impl PresenceStore for RedisStore {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
-        let (keys, args) = self.join_batch_call(specs);
-        let reply = self.call(&self.scripts.join_batch, keys, args).await?;
-        join_batch_reply(reply, specs)
+        per_slot(
+            self.touches.cluster,
+            specs,
+            // The room's key base carries its hash tag.
+            |s| self.layout.base(s.room_id),
+            |group| async move {
+                let (keys, args) = self.join_batch_call(&group);
+                let reply = self.call(&self.scripts.join_batch, keys, args).await?;
+                join_batch_reply(reply, &group)
+            },
+        )
+        .await
     }
 
     async fn resume(&self, spec: ResumeSpec<'_>) -> Result<Option<Resumed>, StoreError> {

@@ -100,10 +100,17 @@ impl NodeParts {
         }
     }
 
-    /// A tenant's key layout: the original flat one for the single-tenant host, hash
-    /// tags per tenant and room bucket with a tenants file (Redis Cluster ready).
+    /// Keys must carry hash tags: a tenants file, or a Redis Cluster.
+    fn tagged_keys(&self) -> bool {
+        self.per_tenant_keys
+            || matches!(&self.store, StoreKind::Redis { backend, .. } if backend.cluster)
+    }
+
+    /// A tenant's key layout: the original flat one for the single-tenant host on one
+    /// Redis; hash tags per tenant and room bucket with a tenants file or on a Redis
+    /// Cluster, so every atomic step stays in one slot.
     fn layout(&self, key_prefix: &str, tenant: &str) -> Layout {
-        if self.per_tenant_keys {
+        if self.tagged_keys() {
             Layout::tagged(key_prefix, tenant)
         } else {
             Layout::flat(key_prefix)
@@ -138,7 +145,7 @@ impl NodeParts {
     fn kv(&self, key_prefix: &str) -> KvBackend {
         match &self.store {
             StoreKind::Memory => KvBackend::memory(),
-            StoreKind::Redis { backend, .. } if self.per_tenant_keys => {
+            StoreKind::Redis { backend, .. } if self.tagged_keys() => {
                 KvBackend::redis_tagged(backend.pool.clone(), key_prefix.to_owned())
             }
             StoreKind::Redis { backend, .. } => {

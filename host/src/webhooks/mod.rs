@@ -100,7 +100,11 @@ impl Webhooks {
 
     fn drop_one(&self) {
         self.metrics.count("dropped", 1);
-        if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(1_000) {
+        if self
+            .dropped
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(1_000)
+        {
             tracing::warn!(
                 tenant = %self.tenant,
                 dropped = self.dropped.load(Ordering::Relaxed),

@@ -367,7 +367,7 @@ describe('tenancy: two tenants on two nodes sharing one Redis', () => {
       for (const id of ['a', 'b']) {
         // Redis Cluster layout: a room's keys share a hash tag of tenant and room bucket,
         // a plugin's kv keys one of tenant and plugin; only the connection count is bare.
-        const presence = new RegExp(`^prs:${id}:\\{${id}:b\\d+\\}:(conn:|room:|seen$)`);
+        const presence = new RegExp(`^prs:${id}:\\{${id}:b\\d+\\}:(conn:|room:|users:|seen$)`);
         const kv = new RegExp(`^prs:${id}:plugin(-usage)?:\\{${id}:[a-z0-9-]+\\}:`);
         const untagged = keys.filter(
           (k) => k.startsWith(`prs:${id}:`) && k !== `prs:${id}:conns` && !presence.test(k) && !kv.test(k),

@@ -125,6 +125,8 @@ pub struct Redis {
     log: Arc<Mutex<String>>,
     /// Set by [`Redis::pause`], cleared by [`Redis::resume`].
     paused: AtomicBool,
+    /// Further `redis-server` arguments (a cluster node's).
+    extra: Vec<String>,
 }
 
 /// Ports tried before [`Redis::start`] gives up.
@@ -144,9 +146,14 @@ enum Started {
 impl Redis {
     /// Starts a redis-server on a free port that is provably its own.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Redis::start`] with further `redis-server` arguments.
+    pub fn start_with(extra: &[String]) -> Self {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start_on(free_port()) {
+            match Self::try_start_with(free_port(), extra) {
                 Ok(r) => return r,
                 Err(why) => failures.push(why),
             }
@@ -160,11 +167,16 @@ impl Redis {
     /// Starts a redis-server on `port`; `Err` says why the server answering there (if
     /// any) is not this fixture's child.
     pub fn try_start_on(port: u16) -> Result<Self, String> {
+        Self::try_start_with(port, &[])
+    }
+
+    fn try_start_with(port: u16, extra: &[String]) -> Result<Self, String> {
         let mut r = Self {
             port,
             child: None,
             log: Arc::default(),
             paused: AtomicBool::new(false),
+            extra: extra.to_vec(),
         };
         let why = match r.spawn() {
             Started::Ours => return Ok(r),
@@ -199,6 +211,7 @@ impl Redis {
         let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -449,5 +462,151 @@ impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A private Redis Cluster: 3 masters and 3 replicas on free ports, each provably this
+/// fixture's child, slots assigned by `redis-cli --cluster create`.
+pub struct RedisCluster {
+    pub nodes: Vec<Redis>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "rtm-cluster-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("cluster scratch dir");
+        let nodes: Vec<Redis> = (0..6)
+            .map(|i| {
+                let conf = dir.join(format!("nodes-{i}.conf"));
+                Redis::start_with(&[
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    conf.display().to_string(),
+                    "--cluster-node-timeout".into(),
+                    "1000".into(),
+                    "--dir".into(),
+                    dir.display().to_string(),
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli must be installed (apt-get install redis-tools)");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = Self { nodes, dir };
+        cluster.wait_ok();
+        cluster
+    }
+
+    /// Until every node says `cluster_state:ok` and knows 3 masters.
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let ok = self.nodes.iter().all(|n| {
+                let info = n.cmd(&["CLUSTER", "INFO"]);
+                let text = info.as_ref().and_then(Resp::text).unwrap_or_default();
+                text.contains("cluster_state:ok") && text.contains("cluster_size:3")
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `redis-cluster://` URL with every node as a seed.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.port));
+        }
+        url
+    }
+
+    /// The ports of the current masters.
+    pub fn masters(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| {
+                n.cmd(&["ROLE"]).is_some_and(|r| match r {
+                    Resp::Array(Some(items)) => {
+                        items.first().and_then(Resp::text) == Some("master")
+                    }
+                    _ => false,
+                })
+            })
+            .map(|n| n.port)
+            .collect()
+    }
+
+    /// Every key on every master, with the master's port (SCAN, so it works however
+    /// many keys there are).
+    pub fn keys(&self) -> Vec<(u16, String)> {
+        let mut out = Vec::new();
+        for port in self.masters() {
+            let mut cursor = "0".to_owned();
+            loop {
+                let reply = redis_cmd(port, &["SCAN", &cursor, "COUNT", "1000"]);
+                let Some(Resp::Array(Some(parts))) = reply else {
+                    panic!("SCAN on {port} answered {reply:?}");
+                };
+                cursor = parts[0].text().unwrap_or("0").to_owned();
+                if let Resp::Array(Some(keys)) = &parts[1] {
+                    out.extend(
+                        keys.iter()
+                            .filter_map(Resp::text)
+                            .map(|k| (port, k.to_owned())),
+                    );
+                }
+                if cursor == "0" {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// `CLUSTER KEYSLOT` of `key`, as the cluster computes it.
+    pub fn slot(&self, key: &str) -> i64 {
+        match self.nodes[0].cmd(&["CLUSTER", "KEYSLOT", key]) {
+            Some(Resp::Int(n)) => n,
+            other => panic!("CLUSTER KEYSLOT {key} answered {other:?}"),
+        }
+    }
+
+    /// Checks every node is still this fixture's child.
+    pub fn assert_ours(&self) {
+        for n in &self.nodes {
+            n.assert_ours();
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

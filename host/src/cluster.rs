@@ -4,7 +4,9 @@
 //! fred's subscriber does not resubscribe after Redis restarts, and the stock driver
 //! subscribes through a *clone* of the client, whose channel tracking the original never
 //! sees. [`TrackingDriver`] records every channel itself and resubscribes all of them on
-//! each reconnect, so cross-node delivery comes back without restarting the host.
+//! each reconnect (and, on a Redis Cluster, every two seconds, since a failover can drop
+//! a shard channel's subscription without one), so cross-node delivery comes back
+//! without restarting the host.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -60,6 +62,12 @@ impl Driver for TrackingDriver {
     }
 }
 
+/// Messages a subscribed channel may hold before the adapter reads them. The driver
+/// drops (with a warning) what does not fit rather than blocking every other channel;
+/// socketioxide-redis's default of 1024 is a burst of one busy room, so this matches the
+/// subscriber's own broadcast capacity (`backend.rs`) instead.
+const STREAM_BUFFER: usize = 16_384;
+
 /// Builds the adapter constructor and starts the resubscribe task.
 pub async fn adapter(
     redis: &RedisBackend,
@@ -75,36 +83,61 @@ pub async fn adapter(
     tokio::spawn(resubscribe(sub, driver.channels.clone()));
     let config = RedisAdapterConfig::new()
         .with_prefix(format!("{prefix}sio"))
+        .with_stream_buffer(STREAM_BUFFER)
         .with_request_timeout(request_timeout);
     Ok(RedisAdapterCtr::new_with_driver(driver, config))
 }
 
-/// On every reconnect of the subscriber, subscribe again to every tracked channel.
+/// How often, on a Redis Cluster, every tracked channel is subscribed again. A failover
+/// that moves a channel's slot to a promoted replica drops the subscription on the old
+/// master without a reconnect (the demoted node's `sunsubscribe` is all the client gets),
+/// so subscribing again, idempotent where nothing moved, is what brings it back.
+const CLUSTER_RESUBSCRIBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// On every reconnect of the subscriber (and, on a cluster, every
+/// [`CLUSTER_RESUBSCRIBE_EVERY`]), subscribe again to every tracked channel.
 async fn resubscribe(sub: SubscriberClient, channels: Arc<Mutex<BTreeSet<String>>>) {
     let mut reconnects = sub.reconnect_rx();
+    let mut tick = tokio::time::interval(CLUSTER_RESUBSCRIBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cluster = sub.is_clustered();
     loop {
-        match reconnects.recv().await {
-            Ok(server) => {
-                let chans: Vec<String> = channels
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .cloned()
-                    .collect();
-                if chans.is_empty() {
-                    continue;
-                }
-                match sub.ssubscribe(chans.clone()).await {
-                    Ok(()) => {
-                        tracing::info!(%server, channels = chans.len(), "resubscribed after Redis reconnect")
-                    }
-                    Err(e) => {
-                        tracing::error!(%server, error = %e, "resubscribe after Redis reconnect failed; cross-node emits are lost until the next reconnect")
-                    }
-                }
+        let server = tokio::select! {
+            got = reconnects.recv() => match got {
+                Ok(server) => Some(server),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick(), if cluster => None,
+        };
+        let chans: Vec<String> = channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let failed = subscribe_each(&sub, &chans).await;
+        match (&server, failed) {
+            (Some(server), 0) if !chans.is_empty() => {
+                tracing::info!(%server, channels = chans.len(), "resubscribed after Redis reconnect")
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            (_, 0) => {}
+            (server, failed) => {
+                tracing::error!(server = ?server, failed, "resubscribing the adapter's channels failed; cross-node emits on them are lost until the next attempt")
+            }
         }
     }
+}
+
+/// `SSUBSCRIBE`s each channel on its own (channels of one call must share a slot on a
+/// cluster); returns how many failed.
+async fn subscribe_each(sub: &SubscriberClient, chans: &[String]) -> usize {
+    let mut failed = 0;
+    for chan in chans {
+        if let Err(e) = sub.ssubscribe(chan.clone()).await {
+            tracing::debug!(chan, error = %e, "ssubscribe failed");
+            failed += 1;
+        }
+    }
+    failed
 }

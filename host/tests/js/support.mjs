@@ -13,6 +13,9 @@
  *   `presence:event`s it received, with small request helpers.
  * - {@link Harness}: owns all of the above for one `describe` block and
  *   tears everything down in `after`, even when a test failed.
+ * - {@link RedisCluster}: a private Redis Cluster (3 masters + 3 replicas by
+ *   default) whose nodes can be killed, paused and restarted, for the hosts'
+ *   `redis-cluster://` URL.
  *
  * Timeouts are generous (the suite shares a 2-core machine with Rust
  * builds) but always bounded, and nothing sleeps for a fixed time: waits poll
@@ -27,7 +30,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { copyFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { after } from 'node:test';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -289,19 +292,31 @@ class RedisPortLost extends Error {}
  * `process_id`, so a PONG from somebody else's Redis is never accepted.
  */
 export class RedisServer {
-  /** @param {number} port */
-  constructor(port) {
+  /**
+   * @param {number} port
+   * @param {string[]} extraArgs more redis-server arguments after the defaults (a
+   *   cluster node's `--cluster-enabled yes ...`; none for a plain server), kept for
+   *   {@link restart}
+   */
+  constructor(port, extraArgs = []) {
     this.port = port;
     this.url = `redis://127.0.0.1:${port}`;
     this.proc = null;
     this.output = '';
+    this.extraArgs = extraArgs;
   }
 
-  /** Starts redis-server on a free port and waits until it answers as our own child. */
-  static async start() {
+  /**
+   * Starts redis-server on a free port and waits until it answers as our own child.
+   * Options (used by {@link RedisCluster}; without them a plain private server):
+   * `pickPort` an async port chooser (default {@link freePort}), `args(port)` extra
+   * redis-server arguments for that port.
+   */
+  static async start({ pickPort = freePort, args = () => [] } = {}) {
     const lost = [];
     for (let attempt = 1; attempt <= REDIS_START_ATTEMPTS; attempt += 1) {
-      const server = new RedisServer(await freePort());
+      const port = await pickPort();
+      const server = new RedisServer(port, args(port));
       try {
         await server.#spawn();
         return server;
@@ -320,7 +335,7 @@ export class RedisServer {
    * port cannot be ours (the child exited early, or another server answers).
    */
   async #spawn() {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.extraArgs];
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     liveChildren.add(child);
     this.proc = child;
@@ -474,6 +489,552 @@ export class RedisServer {
   /** Tail of redis-server's own output, for failure reports. */
   diagnostics() {
     return `--- redis-server :${this.port} (${this.running ? "running" : "stopped"}) ---\n${this.output.trim().split("\n").slice(-8).join("\n")}`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Redis Cluster (added for redis-cluster.test.mjs)
+// ---------------------------------------------------------------------------
+
+/** A Redis error reply (`-ERR ...`, `-MOVED ...`), as a value of {@link redisPipeline}. */
+export class RedisReplyError extends Error {}
+
+/** One command as RESP: an array of bulk strings. */
+function respEncode(args) {
+  const parts = [Buffer.from(`*${args.length}\r\n`)];
+  for (const arg of args) {
+    const bytes = Buffer.from(String(arg));
+    parts.push(Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+/**
+ * Parses one RESP2 reply at `i` of `buf`: `{ value, next }`, or null while it is
+ * incomplete. Simple strings and bulk strings become strings, integers numbers,
+ * arrays arrays, nil null, error replies {@link RedisReplyError} values.
+ */
+function respParse(buf, i) {
+  if (i >= buf.length) return null;
+  const eol = buf.indexOf('\r\n', i);
+  if (eol < 0) return null;
+  const type = String.fromCharCode(buf[i]);
+  const line = buf.toString('utf8', i + 1, eol);
+  switch (type) {
+    case '+':
+      return { value: line, next: eol + 2 };
+    case '-':
+      return { value: new RedisReplyError(line), next: eol + 2 };
+    case ':':
+      return { value: Number(line), next: eol + 2 };
+    case '$': {
+      const n = Number(line);
+      if (n < 0) return { value: null, next: eol + 2 };
+      const end = eol + 2 + n;
+      if (buf.length < end + 2) return null;
+      return { value: buf.toString('utf8', eol + 2, end), next: end + 2 };
+    }
+    case '*': {
+      const n = Number(line);
+      if (n < 0) return { value: null, next: eol + 2 };
+      const items = [];
+      let j = eol + 2;
+      for (let k = 0; k < n; k += 1) {
+        const item = respParse(buf, j);
+        if (item === null) return null;
+        items.push(item.value);
+        j = item.next;
+      }
+      return { value: items, next: j };
+    }
+    default:
+      throw new Error(`unexpected RESP reply type ${JSON.stringify(type)}`);
+  }
+}
+
+/**
+ * Sends `commands` (arrays of arguments) pipelined on one fresh connection to
+ * 127.0.0.1:`port` and resolves with one reply per command (an error reply is
+ * a {@link RedisReplyError} value, not a rejection). Bounded: a refused
+ * connection, a closed one or no full answer within `timeoutMs` (a dead or
+ * SIGSTOPped server) rejects. A raw RESP client rather than `redis-cli`,
+ * because cluster checks need structured replies (`CLUSTER SLOTS`) and many
+ * `CLUSTER KEYSLOT`s in one round trip.
+ */
+export function redisPipeline(port, commands, { timeoutMs = 5_000 } = {}) {
+  return new Promise((res, rej) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let buf = Buffer.alloc(0);
+    let offset = 0;
+    const replies = [];
+    let done = false;
+    const finish = (err) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) rej(err);
+      else res(replies);
+    };
+    const what = () => `redis :${port} ${commands.map((c) => c.join(' ').slice(0, 80)).join('; ').slice(0, 300)}`;
+    const timer = setTimeout(
+      () => finish(new Error(`${what()}: no complete answer within ${timeoutMs} ms (${replies.length}/${commands.length} replies)`)),
+      timeoutMs,
+    );
+    socket.on('connect', () => socket.write(Buffer.concat(commands.map(respEncode))));
+    socket.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      try {
+        for (;;) {
+          const reply = respParse(buf, offset);
+          if (reply === null) break;
+          replies.push(reply.value);
+          offset = reply.next;
+          if (replies.length === commands.length) return finish();
+        }
+      } catch (err) {
+        finish(new Error(`${what()}: ${err.message}`));
+      }
+    });
+    socket.on('error', (err) => finish(new Error(`${what()}: ${err.message}`)));
+    socket.on('close', () => finish(new Error(`${what()}: connection closed after ${replies.length}/${commands.length} replies`)));
+  });
+}
+
+/** One command via {@link redisPipeline}; an error reply rejects. */
+export async function redisCommand(port, args, options) {
+  const [reply] = await redisPipeline(port, [args], options);
+  if (reply instanceof RedisReplyError) throw reply;
+  return reply;
+}
+
+/** `field:value` lines of an `INFO` or `CLUSTER INFO` reply as an object. */
+function parseInfo(text) {
+  const out = {};
+  for (const line of String(text).split(/\r?\n/)) {
+    const m = /^([a-z0-9_]+):(.*)$/.exec(line.trim());
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
+/** Hash slots of a Redis Cluster. */
+export const CLUSTER_SLOTS = 16_384;
+
+/**
+ * `CLUSTER NODES` as `[{ id, port, flags, masterId, link, slots: [[from, to]], self,
+ * master, replica, failing }]` (slots being imported or migrated are ignored).
+ */
+function parseClusterNodes(text) {
+  return String(text)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const [id, addr, flagText, masterId, , , , link, ...slotTexts] = line.split(' ');
+      const flags = flagText.split(',');
+      const port = Number(/:(\d+)@/.exec(addr)?.[1]);
+      const slots = slotTexts
+        .filter((s) => !s.startsWith('['))
+        .map((s) => {
+          const [from, to = from] = s.split('-').map(Number);
+          return [from, to];
+        });
+      return {
+        id,
+        port,
+        flags,
+        masterId: masterId === '-' ? null : masterId,
+        link,
+        slots,
+        self: flags.includes('myself'),
+        master: flags.includes('master'),
+        replica: flags.includes('slave'),
+        failing: flags.includes('fail') || flags.includes('fail?') || flags.includes('noaddr') || flags.includes('handshake'),
+      };
+    });
+}
+
+/** How many slots `ranges` ([[from, to]]) cover, or -1 when two of them overlap or leave 0..16383. */
+function slotCoverage(ranges) {
+  const seen = new Uint8Array(CLUSTER_SLOTS);
+  let count = 0;
+  for (const [from, to] of ranges) {
+    for (let slot = from; slot <= to; slot += 1) {
+      if (slot < 0 || slot >= CLUSTER_SLOTS || seen[slot]) return -1;
+      seen[slot] = 1;
+      count += 1;
+    }
+  }
+  return count;
+}
+
+/** A free port `p` of 127.0.0.1 whose cluster bus port `p + 10000` is free too (so at most 55535). */
+async function freeClusterPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port > 55_535) continue;
+    const busFree = await new Promise((res) => {
+      const probe = createServer();
+      probe.unref();
+      probe.once('error', () => res(false));
+      probe.listen(port + 10_000, '127.0.0.1', () => probe.close(() => res(true)));
+    });
+    if (busFree) return port;
+  }
+}
+
+/**
+ * A private Redis Cluster for one describe block: `masters` masters with
+ * `replicas` replicas each (default 3 + 3), every node a {@link RedisServer}
+ * started with `--cluster-enabled yes` on a free port (and free bus port) and
+ * proven ours the same way: `INFO server` names the pid of the child we
+ * spawned, so a server already on a port is never adopted. `redis-cli
+ * --cluster create` joins them, and {@link waitHealthy} waits until every node
+ * agrees that all 16384 slots are served by `masters` masters, each with its
+ * replicas connected.
+ *
+ * - `url`: `redis-cluster://127.0.0.1:P1?node=127.0.0.1:P2&node=127.0.0.1:P3`
+ *   (the initial masters; fred's cluster URL), for the host's `REDIS_URL`;
+ * - `nodes`: `[{ port, pid, role }]`, `role` as created (`masters()` is current);
+ * - faults: {@link kill} (SIGKILL), {@link pause} / {@link resume} (SIGSTOP /
+ *   SIGCONT), {@link restart} (same port, same `nodes-<port>.conf`, so the node
+ *   rejoins: a failed-over master comes back as a replica).
+ */
+export class RedisCluster {
+  constructor(dir, { masters, replicas, nodeTimeoutMs }) {
+    this.dir = dir;
+    this.masterCount = masters;
+    this.replicasPerMaster = replicas;
+    this.nodeTimeoutMs = nodeTimeoutMs;
+    /** @type {RedisServer[]} */
+    this.servers = [];
+    /** Ports of SIGSTOPped nodes (alive, but not answering). */
+    this.paused = new Set();
+    this.roles = new Map();
+    this.url = null;
+    this.createOutput = '';
+  }
+
+  /** Starts the nodes, creates the cluster, waits until it is healthy. */
+  static async start({ masters = 3, replicas = 1, nodeTimeoutMs = 1_000, timeoutMs = 60_000 } = {}) {
+    const dir = tempDir('rtm-redis-cluster-');
+    const cluster = new RedisCluster(dir, { masters, replicas, nodeTimeoutMs });
+    try {
+      for (let i = 0; i < masters * (1 + replicas); i += 1) {
+        cluster.servers.push(
+          await RedisServer.start({
+            pickPort: freeClusterPort,
+            args: (port) => {
+              // A conf left by an attempt on this port that lost it would make a stranger of us.
+              rmSync(join(dir, `nodes-${port}.conf`), { force: true });
+              return cluster.#nodeArgs(port);
+            },
+          }),
+        );
+      }
+      const addrs = cluster.servers.map((s) => `127.0.0.1:${s.port}`);
+      const { stdout, stderr } = await execFileAsync(
+        'redis-cli',
+        ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes'],
+        { timeout: timeoutMs },
+      ).catch((err) => {
+        throw new Error(`redis-cli --cluster create failed: ${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
+      });
+      cluster.createOutput = `${stdout}\n${stderr}`;
+      const topology = await cluster.waitHealthy({ timeoutMs });
+      for (const m of topology) {
+        cluster.roles.set(m.port, 'master');
+        for (const r of m.replicas) cluster.roles.set(r, 'replica');
+      }
+      const seeds = topology.map((m) => m.port);
+      cluster.url = `redis-cluster://127.0.0.1:${seeds[0]}?${seeds
+        .slice(1)
+        .map((p) => `node=127.0.0.1:${p}`)
+        .join('&')}`;
+      return cluster;
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  #nodeArgs(port) {
+    return [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(this.dir, `nodes-${port}.conf`),
+      '--cluster-node-timeout',
+      String(this.nodeTimeoutMs),
+      '--dir',
+      this.dir,
+    ];
+  }
+
+  /** The node on `port`. */
+  server(port) {
+    const server = this.servers.find((s) => s.port === port);
+    assert.ok(server, `no node of this cluster on port ${port}`);
+    return server;
+  }
+
+  /** `[{ port, pid, role }]`: every node, its current pid (none while killed) and its role at creation. */
+  get nodes() {
+    return this.servers.map((s) => ({ port: s.port, pid: s.running ? s.proc.pid : null, role: this.roles.get(s.port) ?? 'unknown' }));
+  }
+
+  /** Ports of the nodes that run and answer (not killed, not SIGSTOPped). */
+  livePorts() {
+    return this.servers.filter((s) => s.running && !this.paused.has(s.port)).map((s) => s.port);
+  }
+
+  /** Any command on the node at `port`, as parsed RESP (an error reply rejects). */
+  command(port, ...args) {
+    return redisCommand(port, args);
+  }
+
+  /** Asks the live nodes in turn; the first answer wins. */
+  async #anyLive(fn) {
+    const errors = [];
+    for (const port of this.livePorts()) {
+      try {
+        return await fn(port);
+      } catch (err) {
+        errors.push(`:${port}: ${err.message}`);
+      }
+    }
+    throw new Error(`no live cluster node answered: ${errors.join('; ') || 'none is running'}`);
+  }
+
+  /** `CLUSTER NODES` as seen by the node at `port` (see parseClusterNodes). */
+  async clusterNodes(port) {
+    return parseClusterNodes(await this.command(port, 'CLUSTER', 'NODES'));
+  }
+
+  /**
+   * The current masters (from `CLUSTER NODES` of a live node; roles change after a
+   * failover): `[{ port, id, slots: [[from, to]], replicas: [port] }]`, by first slot.
+   * Failed nodes are left out.
+   */
+  async masters() {
+    return this.#anyLive(async (port) => RedisCluster.#mastersOf(await this.clusterNodes(port)));
+  }
+
+  static #mastersOf(view) {
+    return view
+      .filter((n) => n.master && !n.failing && n.slots.length > 0)
+      .map((m) => ({
+        port: m.port,
+        id: m.id,
+        slots: m.slots,
+        replicas: view.filter((r) => r.replica && !r.failing && r.masterId === m.id).map((r) => r.port),
+      }))
+      .sort((a, b) => a.slots[0][0] - b.slots[0][0]);
+  }
+
+  /** `CLUSTER KEYSLOT key`. */
+  async keySlot(key) {
+    return this.#anyLive((port) => this.command(port, 'CLUSTER', 'KEYSLOT', key));
+  }
+
+  /** The slot of each of `keys` (one pipelined round trip). */
+  async keySlots(keys) {
+    if (keys.length === 0) return [];
+    return this.#anyLive(async (port) => {
+      const replies = await redisPipeline(port, keys.map((k) => ['CLUSTER', 'KEYSLOT', k]));
+      const bad = replies.find((r) => typeof r !== 'number');
+      if (bad !== undefined) throw new Error(`CLUSTER KEYSLOT answered ${show(String(bad))}`);
+      return replies;
+    });
+  }
+
+  /**
+   * Every key on every current master: `[{ key, port }]` (SCAN 0 MATCH * COUNT 1000
+   * until the cursor is 0, on each master), sorted by key.
+   */
+  async scanAll() {
+    const out = [];
+    for (const { port } of await this.masters()) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.command(port, 'SCAN', cursor, 'MATCH', '*', 'COUNT', 1000);
+        for (const key of keys) out.push({ key, port });
+        cursor = next;
+      } while (cursor !== '0');
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /** Port of the master serving `slot` (`CLUSTER SLOTS` of a live node), or null. */
+  async masterOfSlot(slot) {
+    return this.#anyLive((port) => this.#masterOfSlotAt(port, slot));
+  }
+
+  async #masterOfSlotAt(port, slot) {
+    const ranges = await this.command(port, 'CLUSTER', 'SLOTS');
+    const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+    return range ? Number(range[2][1]) : null;
+  }
+
+  /** SIGKILLs the node at `port` (no save, no goodbye). */
+  async kill(port) {
+    const server = this.server(port);
+    await server.kill9();
+    this.paused.delete(port);
+  }
+
+  /** SIGSTOPs the node at `port`: it keeps its sockets but answers nothing. */
+  pause(port) {
+    const server = this.server(port);
+    assert.ok(server.running, `pause: node ${port} is not running`);
+    server.proc.kill('SIGSTOP');
+    this.paused.add(port);
+  }
+
+  /** SIGCONTs a node {@link pause}d before. */
+  resume(port) {
+    const server = this.server(port);
+    server.proc.kill('SIGCONT');
+    this.paused.delete(port);
+  }
+
+  /**
+   * Starts a killed node again on its port with its `nodes-<port>.conf`, proven our
+   * own child like the first start (an empty dataset: it resyncs from its master).
+   */
+  async restart(port) {
+    await this.server(port).restart();
+    this.paused.delete(port);
+  }
+
+  /**
+   * Waits until `slot` is served by another master than `from` and every live node
+   * says `cluster_state:ok` and names that master for the slot. Resolves with
+   * `{ port, at }`: the new master and when this was first seen.
+   */
+  async waitFailover(slot, { from, timeoutMs = 60_000 } = {}) {
+    assert.equal(typeof from, 'number', 'waitFailover: `from` is the old master port');
+    let last;
+    const port = await waitUntil(
+      async () => {
+        const views = [];
+        for (const p of this.livePorts()) {
+          const state = parseInfo(await this.command(p, 'CLUSTER', 'INFO')).cluster_state;
+          views.push({ node: p, state, master: await this.#masterOfSlotAt(p, slot) });
+        }
+        last = views;
+        const masters = new Set(views.map((v) => v.master));
+        const [master] = masters;
+        const ok = views.length > 0 && views.every((v) => v.state === 'ok') && masters.size === 1;
+        return ok && master !== from && master !== null && this.livePorts().includes(master) ? master : false;
+      },
+      { timeoutMs, intervalMs: 50, what: () => `slot ${slot} to fail over from :${from} (views: ${show(last)})` },
+    );
+    return { port, at: Date.now() };
+  }
+
+  /**
+   * Waits until the cluster is healthy on every live node: `cluster_state:ok` with all
+   * 16384 slots ok, `CLUSTER NODES` and `CLUSTER SLOTS` both covering every slot once
+   * with `masters` masters that every node agrees on, each with at least `replicas`
+   * connected replicas, and every replica's `master_link_status:up`. Resolves with
+   * the topology (see {@link masters}).
+   */
+  async waitHealthy({ masters = this.masterCount, replicas = this.replicasPerMaster, timeoutMs = 60_000 } = {}) {
+    let problem = 'not checked yet';
+    return waitUntil(
+      async () => {
+        problem = await this.#healthProblem(masters, replicas);
+        return typeof problem === 'string' ? false : problem;
+      },
+      { timeoutMs, intervalMs: 100, what: () => `the Redis Cluster to be healthy (${masters} masters with ${replicas} replica(s) each): ${problem}` },
+    );
+  }
+
+  /** A string naming what is not healthy yet, or the topology. */
+  async #healthProblem(masterCount, replicaCount) {
+    const live = this.livePorts();
+    if (live.length === 0) return 'no live node';
+    let agreed = null;
+    for (const port of live) {
+      let info;
+      let view;
+      let slots;
+      let replication;
+      try {
+        [info, view, slots, replication] = await redisPipeline(port, [
+          ['CLUSTER', 'INFO'],
+          ['CLUSTER', 'NODES'],
+          ['CLUSTER', 'SLOTS'],
+          ['INFO', 'replication'],
+        ]);
+      } catch (err) {
+        return `:${port} does not answer (${err.message})`;
+      }
+      const ci = parseInfo(info);
+      if (ci.cluster_state !== 'ok') return `:${port} cluster_state:${ci.cluster_state}`;
+      if (Number(ci.cluster_slots_ok) !== CLUSTER_SLOTS) return `:${port} cluster_slots_ok:${ci.cluster_slots_ok}`;
+      const nodes = parseClusterNodes(view);
+      const topology = RedisCluster.#mastersOf(nodes);
+      if (topology.length !== masterCount) return `:${port} sees ${topology.length} masters: ${show(topology)}`;
+      const covered = slotCoverage(topology.flatMap((m) => m.slots));
+      if (covered !== CLUSTER_SLOTS) return `:${port} CLUSTER NODES masters cover ${covered} slots`;
+      const short = topology.find((m) => m.replicas.length < replicaCount);
+      if (short) return `:${port} sees master :${short.port} with replicas ${show(short.replicas)}`;
+      if (topology.some((m) => !live.includes(m.port))) return `:${port} names a master that is not live: ${show(topology)}`;
+      if (!Array.isArray(slots)) return `:${port} CLUSTER SLOTS answered ${show(slots)}`;
+      const slotRanges = slots.map(([from, to]) => [from, to]);
+      if (slotCoverage(slotRanges) !== CLUSTER_SLOTS) return `:${port} CLUSTER SLOTS covers ${slotCoverage(slotRanges)} slots`;
+      for (const [from, , master, ...reps] of slots) {
+        const owner = topology.find((m) => m.slots.some(([a, b]) => from >= a && from <= b));
+        if (!owner || owner.port !== Number(master[1])) return `:${port} CLUSTER SLOTS and CLUSTER NODES disagree on slot ${from}`;
+        if (reps.length < replicaCount) return `:${port} CLUSTER SLOTS lists ${reps.length} replicas for slot ${from}`;
+      }
+      const me = nodes.find((n) => n.self);
+      const repl = parseInfo(replication);
+      if (me?.replica && repl.master_link_status !== 'up') return `replica :${port} master_link_status:${repl.master_link_status}`;
+      const signature = JSON.stringify(topology.map((m) => [m.port, m.slots, [...m.replicas].sort()]));
+      if (agreed === null) agreed = signature;
+      else if (agreed !== signature) return `nodes disagree on the topology: ${agreed} vs ${signature} (:${port})`;
+    }
+    return JSON.parse(agreed).map(([port, slots, reps]) => ({ port, slots, replicas: reps }));
+  }
+
+  /**
+   * Waits until the replicas of the master at `port` have received everything the
+   * master had written when called (replication offsets), so a failover loses
+   * nothing written before.
+   */
+  async waitReplicated(port, { timeoutMs = 30_000 } = {}) {
+    const offset = Number(parseInfo(await this.command(port, 'INFO', 'replication')).master_repl_offset);
+    const master = (await this.masters()).find((m) => m.port === port);
+    assert.ok(master && master.replicas.length > 0, `waitReplicated: :${port} is no master with replicas (${show(master)})`);
+    let last;
+    await waitUntil(
+      async () => {
+        last = [];
+        for (const r of master.replicas) {
+          last.push(Number(parseInfo(await this.command(r, 'INFO', 'replication')).slave_repl_offset));
+        }
+        return last.every((o) => o >= offset);
+      },
+      { timeoutMs, what: () => `replicas ${show(master.replicas)} of :${port} to reach offset ${offset} (at ${show(last)})` },
+    );
+  }
+
+  /** Stops every node (SIGKILL) and removes the folder. */
+  async stop() {
+    await Promise.allSettled(this.servers.map((s) => s.kill9()));
+    this.paused.clear();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Tail of each node's output, for failure reports. */
+  diagnostics() {
+    const parts = [`--- redis cluster ${this.url ?? '(not created)'} nodes ${show(this.nodes)} paused ${show([...this.paused])} ---`];
+    for (const s of this.servers) parts.push(s.diagnostics());
+    return parts.join('\n');
   }
 }
 
@@ -847,6 +1408,8 @@ export class Client {
 export class Harness {
   constructor() {
     this.redis = null;
+    /** A {@link RedisCluster} of this harness ({@link startRedisCluster}), or null. */
+    this.redisCluster = null;
     this.hosts = [];
     this.clients = [];
     this.intervals = new Set();
@@ -856,6 +1419,16 @@ export class Harness {
   async startRedis() {
     this.redis = await RedisServer.start();
     return this.redis;
+  }
+
+  /**
+   * Starts this harness' private Redis Cluster (see {@link RedisCluster.start} for
+   * `options`), stopped with the harness. Hosts reach it with
+   * `env: { REDIS_URL: cluster.url }` (`startHost`'s `redis: true` is the single Redis).
+   */
+  async startRedisCluster(options) {
+    this.redisCluster = await RedisCluster.start(options);
+    return this.redisCluster;
   }
 
   /**
@@ -1070,12 +1643,14 @@ export class Harness {
     await this.closeClients();
     await Promise.allSettled(this.hosts.map((h) => h.stop()));
     if (this.redis) await this.redis.stop();
+    if (this.redisCluster) await this.redisCluster.stop();
   }
 
   /** Logs of every host since the test started, plus Redis' tail. */
   diagnostics() {
     const parts = this.hosts.map((h) => h.diagnostics());
     if (this.redis) parts.push(this.redis.diagnostics());
+    if (this.redisCluster) parts.push(this.redisCluster.diagnostics());
     return parts.join('\n');
   }
 

@@ -132,15 +132,11 @@ async fn kv_on_redis() {
 }
 
 /// Bytes a plugin's keys really hold on Redis, as the quota counts them (the plugin's
-/// key plus every list item), and how many keys there are.
-async fn real_usage(pool: &Pool, prefix: &str) -> (u64, u64) {
-    let keys: Vec<String> = pool
-        .next()
-        .custom(fred::cmd!("KEYS"), vec![format!("{prefix}*")])
-        .await
-        .expect("KEYS");
+/// key plus every list item), and how many keys there are; `keys` are the keys under
+/// `prefix`, listed by the caller (a cluster needs every master scanned).
+async fn real_usage(pool: &Pool, prefix: &str, keys: &[String]) -> (u64, u64) {
     let mut bytes = 0;
-    for key in &keys {
+    for key in keys {
         bytes += (key.len() - prefix.len()) as u64;
         let kind: String = pool
             .next()
@@ -164,14 +160,71 @@ async fn real_usage(pool: &Pool, prefix: &str) -> (u64, u64) {
     (bytes, keys.len() as u64)
 }
 
+/// Where one tenant's plugin keeps its keys and its accounting.
+struct Place {
+    pool: Pool,
+    kv: KvBackend,
+    /// Plugin name -> the prefix of its keys.
+    data: fn(&str) -> String,
+    /// Plugin name -> its `totals` hash.
+    totals: fn(&str) -> String,
+    /// Every key under a prefix.
+    list: Box<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+}
+
 /// The kv quota on Redis: a write past `kv_max_keys` fails `quota_exceeded` and writes
 /// nothing; under concurrent chat messages into many rooms the accounted bytes never
 /// pass `kv_max_bytes` and equal what the keys really hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_quota_on_redis_holds_under_concurrent_writes() {
     init_tracing();
-    let redis = Redis::start();
+    let redis = std::sync::Arc::new(Redis::start());
     let pool = connect(&redis.url()).await;
+    let lister = redis.clone();
+    let place = Place {
+        kv: KvBackend::redis(pool.clone(), "rtm:"),
+        pool,
+        data: |plugin| format!("rtm:plugin:q:{plugin}:"),
+        totals: |plugin| format!("rtm:plugin-usage:q:{plugin}:totals"),
+        list: Box::new(move |prefix| {
+            lister
+                .keys()
+                .into_iter()
+                .filter(|k| k.starts_with(prefix))
+                .collect()
+        }),
+    };
+    quota_holds(place).await;
+}
+
+/// The same on a Redis Cluster (3 masters, 3 replicas), where the plugin's keys and its
+/// accounting share the `{tenant:plugin}` hash tag: the write script's one slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_quota_on_a_redis_cluster_holds_under_concurrent_writes() {
+    init_tracing();
+    let cluster = std::sync::Arc::new(crate::procs::RedisCluster::start());
+    let pool = connect(&cluster.url()).await;
+    let lister = cluster.clone();
+    let place = Place {
+        kv: KvBackend::redis_tagged(pool.clone(), "rtm:"),
+        pool,
+        data: |plugin| format!("rtm:plugin:{{q:{plugin}}}:"),
+        totals: |plugin| format!("rtm:plugin-usage:{{q:{plugin}}}:totals"),
+        list: Box::new(move |prefix| {
+            lister
+                .keys()
+                .into_iter()
+                .map(|(_, k)| k)
+                .filter(|k| k.starts_with(prefix))
+                .collect()
+        }),
+    };
+    quota_holds(place).await;
+    cluster.assert_ours();
+}
+
+async fn quota_holds(place: Place) {
+    let pool = &place.pool;
     let g = guests();
     let dir = scratch_dir("kv-quota");
     for (from, name) in [(&g.kv_a, "kv-a.wasm"), (&g.chat_v1, "chat.wasm")] {
@@ -184,7 +237,7 @@ async fn kv_quota_on_redis_holds_under_concurrent_writes() {
     let mut cfg = config(&dir);
     cfg.kv_max_keys = 3;
     cfg.kv_max_bytes = 4_000;
-    let plugins = Plugins::start(cfg, host, KvBackend::redis(pool.clone(), "rtm:"), "q")
+    let plugins = Plugins::start(cfg, host, place.kv.clone(), "q")
         .await
         .expect("start");
     // kv-probe's `set` writes four keys: the fourth is over the quota.
@@ -196,12 +249,14 @@ async fn kv_quota_on_redis_holds_under_concurrent_writes() {
         matches!(&err, DispatchError::PluginError { code, .. } if code == "quota_exceeded"),
         "{err:?}"
     );
-    let counter: Option<String> = pool.get("rtm:plugin:q:kv-a:counter").await.expect("get");
+    let a_prefix = (place.data)("kv-a");
+    let counter: Option<String> = pool.get(format!("{a_prefix}counter")).await.expect("get");
     assert_eq!(counter, None, "the refused write wrote nothing");
-    let (a_bytes, a_keys) = real_usage(&pool, "rtm:plugin:q:kv-a:").await;
+    let a_keys_now = (place.list)(&a_prefix);
+    let (a_bytes, a_keys) = real_usage(pool, &a_prefix, &a_keys_now).await;
     let a_totals: std::collections::HashMap<String, u64> = pool
         .next()
-        .hgetall("rtm:plugin-usage:q:kv-a:totals")
+        .hgetall((place.totals)("kv-a"))
         .await
         .expect("totals");
     assert_eq!(a_keys, 3);
@@ -232,10 +287,12 @@ async fn kv_quota_on_redis_holds_under_concurrent_writes() {
     );
     let totals: std::collections::HashMap<String, u64> = pool
         .next()
-        .hgetall("rtm:plugin-usage:q:chat:totals")
+        .hgetall((place.totals)("chat"))
         .await
         .expect("totals");
-    let (bytes, keys) = real_usage(&pool, "rtm:plugin:q:chat:").await;
+    let chat_prefix = (place.data)("chat");
+    let chat_keys = (place.list)(&chat_prefix);
+    let (bytes, keys) = real_usage(pool, &chat_prefix, &chat_keys).await;
     assert!(
         bytes <= 4_000,
         "the keys hold {bytes} bytes, over the 4,000-byte quota"

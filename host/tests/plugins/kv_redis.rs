@@ -160,6 +160,9 @@ async fn real_usage(pool: &Pool, prefix: &str, keys: &[String]) -> (u64, u64) {
     (bytes, keys.len() as u64)
 }
 
+/// Lists every key under a prefix.
+type KeyLister = Box<dyn Fn(&str) -> Vec<String> + Send + Sync>;
+
 /// Where one tenant's plugin keeps its keys and its accounting.
 struct Place {
     pool: Pool,
@@ -169,7 +172,7 @@ struct Place {
     /// Plugin name -> its `totals` hash.
     totals: fn(&str) -> String,
     /// Every key under a prefix.
-    list: Box<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+    list: KeyLister,
 }
 
 /// The kv quota on Redis: a write past `kv_max_keys` fails `quota_exceeded` and writes

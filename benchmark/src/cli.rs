@@ -2,6 +2,7 @@
 //! variable (`TARGET_URL`, `ROOM_COUNT`, `HEARTBEATS_PER_SEC`, `USERS_PER_ROOM`,
 //! `DURATION`, ...), so CI and humans drive the same binary the same way.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,6 +27,10 @@ pub enum Scenario {
     Storm,
     /// Chat traffic while the chat plugin file is replaced: lost events and latency spike.
     Reload,
+    /// rooms x users join (spread over the target's nodes), then the same fan-out two
+    /// ways, a window each: `chat:message` through the chat plugin, and publishes
+    /// through the Server API.
+    Fanout,
 }
 
 impl Scenario {
@@ -36,14 +41,40 @@ impl Scenario {
             Scenario::Connections => "connections",
             Scenario::Storm => "storm",
             Scenario::Reload => "reload",
+            Scenario::Fanout => "fanout",
         }
     }
 
     /// Whether the server needs the chat plugin for this scenario.
     pub fn needs_chat(self) -> bool {
-        matches!(self, Scenario::Chat | Scenario::Reload)
+        matches!(self, Scenario::Chat | Scenario::Reload | Scenario::Fanout)
     }
 }
+
+/// The paths `fanout` measures, each in its own window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// Both, one after the other on the same joined clients (the order alternates by
+    /// round), so the two can be compared within one invocation.
+    Both,
+    /// Members emit `chat:message`; the chat plugin fans it out.
+    Plugin,
+    /// The harness publishes `chat:message` through the Server API.
+    Api,
+}
+
+impl Via {
+    pub fn plugin(self) -> bool {
+        matches!(self, Via::Both | Via::Plugin)
+    }
+
+    pub fn api(self) -> bool {
+        matches!(self, Via::Both | Via::Api)
+    }
+}
+
+/// Most nodes a `redis-nodes:<N>` spawn spec may start.
+pub const MAX_NODES: u32 = 16;
 
 /// Most tenants a `*-tenants:<N>` spawn spec or `--tenants` may ask for.
 pub const MAX_TENANTS: u32 = 1000;
@@ -64,6 +95,10 @@ pub enum SpawnKind {
     /// `rtm-host` with a generated tenants file (`memory-tenants:<N>[:<secret>]`,
     /// `redis-tenants:<N>[:<secret>]`); its clients connect to the tenants' namespaces.
     Tenants(TenantsSpawn),
+    /// `redis-nodes:<N>`: N `rtm-host` nodes on one private `redis-server`, one cluster
+    /// (the Redis adapter carries every room emit to the other nodes); the clients of a
+    /// room spread over the nodes.
+    Nodes(u32),
 }
 
 /// The presence store of a spawned `rtm-host`.
@@ -130,10 +165,18 @@ impl FromStr for SpawnKind {
         if let Some(spec) = s.strip_prefix("redis-tenants:") {
             return TenantsSpawn::parse(Store::Redis, spec).map(Self::Tenants);
         }
+        if let Some(count) = s.strip_prefix("redis-nodes:") {
+            return count
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_NODES).contains(n))
+                .map(Self::Nodes)
+                .ok_or_else(|| format!("nodes must be 1..={MAX_NODES}, got {count:?}"));
+        }
         match s.strip_prefix("node:") {
             Some(cmd) if !cmd.trim().is_empty() => Ok(Self::Node(cmd.to_owned())),
             _ => Err(format!(
-                "expected memory, redis, node-peer, node:<command>, memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>], got {s:?}"
+                "expected memory, redis, redis-nodes:<N>, node-peer, node:<command>, memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>], got {s:?}"
             )),
         }
     }
@@ -142,14 +185,21 @@ impl FromStr for SpawnKind {
 impl SpawnKind {
     /// Short name in reports; a multi-tenant host's tenants and auth are added by the
     /// target (see [`Tenancy::describe`]).
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> Cow<'static, str> {
         match self {
-            SpawnKind::Memory => "memory",
-            SpawnKind::Redis => "redis",
-            SpawnKind::Node(_) => "node",
-            SpawnKind::NodePeer => "node-peer",
-            SpawnKind::Tenants(spec) => spec.store.label(),
+            SpawnKind::Memory => "memory".into(),
+            SpawnKind::Redis => "redis".into(),
+            SpawnKind::Node(_) => "node".into(),
+            SpawnKind::NodePeer => "node-peer".into(),
+            SpawnKind::Tenants(spec) => spec.store.label().into(),
+            SpawnKind::Nodes(n) => format!("redis, {n} nodes").into(),
         }
+    }
+
+    /// Whether the server is an `rtm-host` with the Server API (the Node reference has
+    /// none; a `node:<command>` may be anything, so it is given the key and trusted).
+    pub fn has_server_api(&self) -> bool {
+        !matches!(self, SpawnKind::NodePeer)
     }
 }
 
@@ -198,6 +248,7 @@ pub struct Args {
     pub target_url: String,
 
     /// Start a fresh server for this run: memory, redis (rtm-host + private redis-server),
+    /// redis-nodes:<N> (N rtm-hosts on one private redis-server, clients spread over them),
     /// node-peer (the Node.js reference in benchmark/peers/node + private redis-server),
     /// node:<command>, or memory-tenants:<N>[:<secret>] / redis-tenants:<N>[:<secret>]
     /// (rtm-host with a generated tenants file: tenants t0..t<N-1>, HS256 auth with the
@@ -222,8 +273,8 @@ pub struct Args {
     #[arg(long, env = "COMPARE_URL", conflicts_with = "compare_spawn")]
     pub compare: Option<String>,
 
-    /// Second target started by the harness: memory, redis, node-peer, node:<command>,
-    /// memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>].
+    /// Second target started by the harness: memory, redis, redis-nodes:<N>, node-peer,
+    /// node:<command>, memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>].
     #[arg(long, env = "COMPARE_SPAWN")]
     pub compare_spawn: Option<SpawnKind>,
 
@@ -320,11 +371,12 @@ pub struct Args {
     #[arg(long, env = "PATCH_SHARE", default_value_t = 0.1)]
     pub patch_share: f64,
 
-    /// `chat`/`reload`: messages per second, all clients together.
+    /// `chat`/`reload`/`fanout`: messages per second, all clients together (`fanout`:
+    /// the same total rate on each path).
     #[arg(long, env = "MESSAGES_PER_SEC", default_value_t = 1000.0)]
     pub messages_per_sec: f64,
 
-    /// `chat`/`reload`: message text length in bytes (timestamp included).
+    /// `chat`/`reload`/`fanout`: message text length in bytes (timestamp included).
     #[arg(long, env = "TEXT_BYTES", default_value_t = 64)]
     pub text_bytes: usize,
 
@@ -377,6 +429,21 @@ pub struct Args {
     /// `reload`: how many times the plugin is replaced during the window.
     #[arg(long, env = "RELOADS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub reloads: u32,
+
+    // --- Server API -----------------------------------------------------------------
+    /// `fanout`: which paths to measure, each in its own window on the same clients.
+    #[arg(long, env = "FANOUT_VIA", value_enum, default_value_t = Via::Both)]
+    pub via: Via,
+
+    /// Server API key (`Authorization: Bearer`) of a --target-url/--compare server for
+    /// `fanout`; spawned hosts get this one as API_KEY, or a random key when absent.
+    #[arg(long, env = "BENCH_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// `fanout`: Server API calls awaiting their answer at once; a publish due beyond
+    /// that is not sent and counts as `publish:overrun` (open loop: nothing queues).
+    #[arg(long, env = "API_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub api_max_in_flight: u32,
 
     // --- sweep --------------------------------------------------------------------
     /// Raise the rate (presence/chat) or the connections (storm/connections) step by step
@@ -452,9 +519,19 @@ impl Args {
     pub fn base_level(&self) -> f64 {
         match self.scenario {
             Scenario::Presence => self.heartbeats_per_sec,
-            Scenario::Chat | Scenario::Reload => self.messages_per_sec,
+            Scenario::Chat | Scenario::Reload | Scenario::Fanout => self.messages_per_sec,
             Scenario::Connections | Scenario::Storm => f64::from(self.connection_count()),
         }
+    }
+
+    /// Whether spawned servers get the chat plugin (`fanout --via api` does without).
+    pub fn needs_chat_plugin(&self) -> bool {
+        self.scenario.needs_chat() && (self.scenario != Scenario::Fanout || self.via.plugin())
+    }
+
+    /// Whether the run calls the Server API (spawned hosts then get an API key).
+    pub fn needs_api(&self) -> bool {
+        self.scenario == Scenario::Fanout && self.via.api()
     }
 
     /// Client settings of the first target: those of a `*-tenants` spawn spec, else
@@ -507,6 +584,42 @@ impl Args {
         {
             return Err("reload swaps one plugin folder; run it without tenants".into());
         }
+        if self.scenario == Scenario::Fanout
+            && (first.tenants.is_some() || second.tenants.is_some())
+        {
+            return Err(
+                "fanout publishes to the single tenant `default`; run it without tenants".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// `fanout` checks: no sweep, and every target with a Server API and a key for it.
+    fn validate_fanout(&self) -> Result<(), String> {
+        if self.scenario != Scenario::Fanout {
+            return Ok(());
+        }
+        if self.sweep {
+            return Err("--sweep does not apply to fanout".into());
+        }
+        if !self.via.api() {
+            return Ok(());
+        }
+        for kind in [&self.spawn, &self.compare_spawn].into_iter().flatten() {
+            if !kind.has_server_api() {
+                return Err(format!(
+                    "{} has no Server API: use --via plugin, or another target",
+                    kind.label()
+                ));
+            }
+        }
+        let url_target = self.spawn.is_none() || self.compare.is_some();
+        if url_target && self.api_key.is_none() {
+            return Err(
+                "fanout through the Server API of a --target-url/--compare server needs its --api-key"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -533,6 +646,10 @@ impl Args {
         if self.duration.is_zero() {
             return Err("--duration must be positive".into());
         }
+        if self.api_key.as_deref() == Some("") {
+            return Err("--api-key is empty".into());
+        }
+        self.validate_fanout()?;
         self.validate_tenancy()
     }
 }
@@ -563,6 +680,45 @@ mod tests {
         assert_eq!("node-peer".parse(), Ok(SpawnKind::NodePeer));
         assert!("node:".parse::<SpawnKind>().is_err());
         assert!("mysql".parse::<SpawnKind>().is_err());
+        assert_eq!("redis-nodes:2".parse(), Ok(SpawnKind::Nodes(2)));
+        assert_eq!(SpawnKind::Nodes(2).label(), "redis, 2 nodes");
+        for bad in [
+            "redis-nodes:",
+            "redis-nodes:0",
+            "redis-nodes:17",
+            "redis-nodes:x",
+        ] {
+            assert!(bad.parse::<SpawnKind>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fanout_needs_a_server_api_and_its_key() -> Result<(), clap::Error> {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["rtm-bench", "fanout"];
+            argv.extend_from_slice(extra);
+            Args::try_parse_from(argv)
+        };
+        let spawned = parse(&["--spawn", "redis-nodes:2"])?;
+        assert!(spawned.validate().is_ok());
+        assert!(spawned.needs_api() && spawned.needs_chat_plugin());
+        assert_eq!(spawned.via, Via::Both);
+        // A server someone else runs: its key must be given.
+        assert!(
+            parse(&["--target-url", "http://127.0.0.1:3000"])?
+                .validate()
+                .is_err()
+        );
+        let keyed = parse(&["--target-url", "http://127.0.0.1:3000", "--api-key", "k"])?;
+        assert!(keyed.validate().is_ok());
+        assert!(parse(&["--spawn", "node-peer"])?.validate().is_err());
+        assert!(parse(&["--spawn", "redis", "--sweep"])?.validate().is_err());
+        let plugin_only = parse(&["--spawn", "node-peer", "--via", "plugin"])?;
+        assert!(plugin_only.validate().is_ok() && !plugin_only.needs_api());
+        let api_only = parse(&["--spawn", "redis", "--via", "api"])?;
+        assert!(!api_only.needs_chat_plugin());
+        assert!(parse(&["--spawn", "redis-tenants:2"])?.validate().is_err());
+        Ok(())
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! memory come from `/proc` ([`proc_stat`], [`measurement`]); [`report`] prints the
 //! table and the JSON; [`run`] ties it together, [`sweep`] searches for the highest
 //! sustained level; [`tenants`] points clients at a multi-tenant host's namespaces with
-//! HS256 tokens.
+//! HS256 tokens; [`server_api`] publishes through the host's Server API.
 
 pub mod cli;
 pub mod client;
@@ -23,6 +23,7 @@ pub mod redis_stats;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod server_api;
 pub mod source_addr;
 pub mod spawn;
 pub mod sweep;

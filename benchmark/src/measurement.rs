@@ -10,9 +10,11 @@ use crate::proc_stat;
 use crate::recorder::WindowData;
 
 /// Reads CPU time and memory of the processes a run measures.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Probe {
-    pub server_pid: Option<u32>,
+    /// The server's processes: one per node of a multi-node target, whose CPU and memory
+    /// count as one server's (none known: no server numbers).
+    pub server_pids: Vec<u32>,
     pub redis_pid: Option<u32>,
     /// Where to read `INFO commandstats`, when known.
     pub redis_addr: Option<std::net::SocketAddr>,
@@ -42,19 +44,28 @@ pub struct CpuUse {
 impl Probe {
     pub fn sample(&self) -> CpuSample {
         CpuSample {
-            server: self
-                .server_pid
-                .and_then(|p| proc_stat::tree_cpu_time(p).ok()),
+            server: self.server_sum(proc_stat::tree_cpu_time),
             redis: self.redis_pid.and_then(|p| proc_stat::cpu_time(p).ok()),
             bench: proc_stat::cpu_time(std::process::id()).unwrap_or_default(),
             system: proc_stat::system_busy().ok(),
         }
     }
 
-    /// Resident memory of the server (and its children), in bytes.
+    /// Resident memory of the server (and its children, on every node), in bytes.
     pub fn server_rss(&self) -> Option<u64> {
-        self.server_pid
-            .and_then(|p| proc_stat::tree_rss_bytes(p).ok())
+        self.server_sum(proc_stat::tree_rss_bytes)
+    }
+
+    /// `read` summed over the server's processes; `None` when none is known or one
+    /// cannot be read (a node that died must not pass for a cheap one).
+    fn server_sum<T: std::iter::Sum<T>>(
+        &self,
+        read: impl Fn(u32) -> Result<T, proc_stat::ProcError>,
+    ) -> Option<T> {
+        if self.server_pids.is_empty() {
+            return None;
+        }
+        self.server_pids.iter().map(|&pid| read(pid).ok()).sum()
     }
 
     /// Redis's per-command calls and CPU so far, when its address is known.
@@ -177,5 +188,33 @@ impl Measurement {
         if !other.extra.is_empty() {
             self.extra.insert(round, Value::Object(other.extra));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_numbers_sum_over_nodes() {
+        let me = std::process::id();
+        let one = Probe {
+            server_pids: vec![me],
+            ..Probe::default()
+        };
+        let two = Probe {
+            server_pids: vec![me, me],
+            ..Probe::default()
+        };
+        let (rss1, rss2) = (one.server_rss().unwrap_or(0), two.server_rss().unwrap_or(0));
+        // Counted once per node (our own process twice); RSS moves a little between reads.
+        assert!(rss1 > 0 && rss2 > rss1 * 3 / 2, "{rss1} {rss2}");
+        assert_eq!(Probe::default().server_rss(), None);
+        assert_eq!(Probe::default().sample().server, None);
+        let gone = Probe {
+            server_pids: vec![me, u32::MAX],
+            ..Probe::default()
+        };
+        assert_eq!(gone.server_rss(), None, "an unreadable node spoils the sum");
     }
 }

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::cli::Args;
+use crate::cli::{Args, Scenario};
 use crate::measurement::Measurement;
 use crate::report::{Ratios, Report};
-use crate::scenario::{self, Env};
+use crate::scenario::{self, Env, fanout};
+use crate::server_api;
 use crate::sweep;
 use crate::target::{SpawnContext, Target, TargetSpec};
 
@@ -49,8 +50,9 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
         redis_bin: args.redis_bin.clone(),
         host_env: args.host_env.clone(),
         work_dir,
-        chat_plugin: args.scenario.needs_chat().then(|| args.chat_plugin.clone()),
+        chat_plugin: args.needs_chat_plugin().then(|| args.chat_plugin.clone()),
         chat_plugin_file: args.chat_plugin_file.clone(),
+        api_key: spawned_api_key(&args)?,
     };
     // Each side has its own client settings (tenants, auth), so one invocation can
     // compare a single-tenant host with a multi-tenant one.
@@ -68,6 +70,7 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
             redis_addr: args.redis_addr,
             plugins_dir: args.plugins_dir.clone(),
             tenancy,
+            api_key: args.api_key.clone(),
         },
     };
     let second = match (&args.compare, &args.compare_spawn) {
@@ -78,6 +81,7 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
             redis_addr: None,
             plugins_dir: None,
             tenancy: compare_tenancy,
+            api_key: args.api_key.clone(),
         }),
         (None, Some(kind)) => Some(TargetSpec::Spawn {
             kind: kind.clone(),
@@ -88,21 +92,11 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
     let info = harness_info(&args, fd_limit);
 
     let a = Target::resolve(&first, &ctx, "a").await?;
-    if !args.quiet {
-        eprintln!(
-            "target a: {} at {} (server pid {:?}, redis pid {:?})",
-            a.label, a.url, a.server_pid, a.redis_pid
-        );
-    }
+    announce(&args, "a", &a);
     let b = match &second {
         Some(spec) => {
             let b = Target::resolve(spec, &ctx, "b").await?;
-            if !args.quiet {
-                eprintln!(
-                    "target b: {} at {} (server pid {:?}, redis pid {:?})",
-                    b.label, b.url, b.server_pid, b.redis_pid
-                );
-            }
+            announce(&args, "b", &b);
             Some(b)
         }
         None => None,
@@ -123,7 +117,9 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut merged: Vec<Option<Measurement>> = vec![None, None];
+    // Per target, its measurements in the order a round returns them (fanout: one per
+    // path), each merged over the rounds.
+    let mut merged: [Vec<Measurement>; 2] = [Vec::new(), Vec::new()];
     for round in 0..args.rounds {
         for (slot, target) in [Some(&a), b.as_ref()].into_iter().enumerate() {
             let Some(target) = target else { continue };
@@ -131,24 +127,22 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
                 eprintln!("round {} of {} on {}", round + 1, args.rounds, target.label);
             }
             let env = Env::new(&args, target);
-            let m = scenario::run_once(&env)
+            let measurements = scenario::run_once(&env, round)
                 .await
                 .with_context(|| logs_hint(target))?;
-            match &mut merged[slot] {
-                Some(total) => total.merge(m),
-                none => *none = Some(m),
-            }
+            merge_round(&mut merged[slot], measurements);
         }
     }
     // Two targets may share a label (e.g. --spawn redis --compare-spawn redis).
+    let same_label = b.as_ref().is_some_and(|b| b.label == a.label);
     let reports: Vec<Report> = merged
         .iter()
-        .flatten()
         .enumerate()
-        .map(|(i, m)| {
+        .flat_map(|(slot, ms)| ms.iter().map(move |m| (slot, m)))
+        .map(|(slot, m)| {
             let mut r = Report::from_measurement(m);
-            if b.is_some() && a.label == b.as_ref().map_or("", |b| b.label.as_str()) {
-                r.target = format!("{} ({})", r.target, if i == 0 { "a" } else { "b" });
+            if same_label {
+                r.target = format!("{} ({})", r.target, if slot == 0 { "a" } else { "b" });
             }
             r
         })
@@ -170,11 +164,52 @@ pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
         for r in &reports {
             println!("{}", r.table());
         }
+        if args.scenario == Scenario::Fanout {
+            println!("{}", fanout::summary(&reports));
+        }
         if let Some(ratio) = ratio {
             print!("{}", ratio.table());
         }
     }
     Ok(())
+}
+
+/// The key spawned servers get as `API_KEY` when the run calls the Server API: the
+/// one given, else a fresh random one for this run.
+fn spawned_api_key(args: &Args) -> anyhow::Result<Option<String>> {
+    match (&args.api_key, args.needs_api()) {
+        (Some(key), _) => Ok(Some(key.clone())),
+        (None, true) => Ok(Some(
+            server_api::random_key().context("generating an API key")?,
+        )),
+        (None, false) => Ok(None),
+    }
+}
+
+/// Folds one round's measurements of a target into the totals so far, position by
+/// position (a round always returns them in the same order).
+fn merge_round(totals: &mut Vec<Measurement>, round: Vec<Measurement>) {
+    for (i, m) in round.into_iter().enumerate() {
+        match totals.get_mut(i) {
+            Some(total) => total.merge(m),
+            None => totals.push(m),
+        }
+    }
+}
+
+/// The "target a: ..." line on stderr.
+fn announce(args: &Args, name: &str, target: &Target) {
+    if args.quiet {
+        return;
+    }
+    let nodes: Vec<String> = target.nodes().into_iter().map(|n| n.url).collect();
+    eprintln!(
+        "target {name}: {} at {} (server pids {:?}, redis pid {:?})",
+        target.label,
+        nodes.join(", "),
+        target.server_pids,
+        target.redis_pid
+    );
 }
 
 fn logs_hint(target: &Target) -> String {

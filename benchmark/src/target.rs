@@ -1,9 +1,11 @@
-//! A server under test: where to connect, which processes to measure (server, Redis),
-//! where its plugins live, how its clients reach their tenants ([`Tenancy`]), and the
+//! A server under test: where to connect (one node, or several sharing one Redis),
+//! which processes to measure (the server's nodes, Redis), where its plugins live, how
+//! its clients reach their tenants ([`Tenancy`]) and its Server API (a key), and the
 //! processes the harness started for it (stopped when the target is dropped: the
-//! server first, then its Redis). A `*-tenants` spawn spec gets a generated tenants
+//! servers first, then their Redis). A `*-tenants` spawn spec gets a generated tenants
 //! file with each tenant's own plugin folder beside it.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,8 @@ pub enum TargetSpec {
         redis_addr: Option<SocketAddr>,
         plugins_dir: Option<PathBuf>,
         tenancy: Tenancy,
+        /// Its Server API key, for scenarios that call the API.
+        api_key: Option<String>,
     },
     /// A server the harness starts (`tenancy`: its clients' settings, which a
     /// `*-tenants` kind implies; see [`Tenancy::for_side`]).
@@ -43,24 +47,52 @@ pub struct SpawnContext {
     /// Chat plugin to install into PLUGINS_DIR, when the scenario needs it.
     pub chat_plugin: Option<PathBuf>,
     pub chat_plugin_file: String,
+    /// Server API key for spawned servers (`API_KEY`), when the scenario calls the API.
+    pub api_key: Option<String>,
+}
+
+/// One listening server of a target.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub url: String,
+    pub addr: SocketAddr,
+    /// `host:port` for the WebSocket URL.
+    pub authority: String,
+}
+
+impl Node {
+    async fn resolve(url: &str) -> anyhow::Result<Self> {
+        let (addr, authority) = resolve_url(url).await?;
+        Ok(Self {
+            url: url.to_owned(),
+            addr,
+            authority,
+        })
+    }
 }
 
 /// A resolved target.
 pub struct Target {
     /// Short name in reports (`memory`, `redis`, `node`, or the URL).
     pub label: String,
+    /// The first (often only) node: what single-node code connects to.
     pub url: String,
     pub addr: SocketAddr,
     /// `host:port` for the WebSocket URL.
     pub authority: String,
-    pub server_pid: Option<u32>,
+    /// The other nodes of a multi-node target (`redis-nodes:<N>`), in order.
+    pub peers: Vec<Node>,
+    /// The server's processes, one per node (empty: not known, no server numbers).
+    pub server_pids: Vec<u32>,
     pub redis_pid: Option<u32>,
     /// The Redis to read `INFO commandstats` from, when known.
     pub redis_addr: Option<SocketAddr>,
     pub plugins_dir: Option<PathBuf>,
     /// How its clients connect: tenant namespaces, tokens.
     pub tenancy: Tenancy,
-    /// Started by us; dropped in order, so the server drains before its Redis stops.
+    /// Its Server API key, when the scenario calls the API.
+    pub api_key: Option<String>,
+    /// Started by us; dropped in order, so the servers drain before their Redis stops.
     procs: Vec<Spawned>,
 }
 
@@ -79,23 +111,38 @@ impl Target {
                 redis_addr,
                 plugins_dir,
                 tenancy,
+                api_key,
             } => {
-                let (addr, authority) = resolve_url(url).await?;
+                let first = Node::resolve(url).await?;
                 Ok(Self {
                     label: labelled(url, tenancy),
-                    url: url.clone(),
-                    addr,
-                    authority,
-                    server_pid: *server_pid,
+                    url: first.url,
+                    addr: first.addr,
+                    authority: first.authority,
+                    peers: Vec::new(),
+                    server_pids: server_pid.iter().copied().collect(),
                     redis_pid: *redis_pid,
                     redis_addr: *redis_addr,
                     plugins_dir: plugins_dir.clone(),
                     tenancy: tenancy.clone(),
+                    api_key: api_key.clone(),
                     procs: Vec::new(),
                 })
             }
             TargetSpec::Spawn { kind, tenancy } => spawn_target(kind, tenancy, ctx, name).await,
         }
+    }
+
+    /// Every node, the first included: clients and API calls spread over these.
+    pub fn nodes(&self) -> Vec<Node> {
+        let first = Node {
+            url: self.url.clone(),
+            addr: self.addr,
+            authority: self.authority.clone(),
+        };
+        std::iter::once(first)
+            .chain(self.peers.iter().cloned())
+            .collect()
     }
 
     /// Logs of the processes we started, for error messages.
@@ -118,7 +165,23 @@ fn needs_redis(kind: &SpawnKind) -> bool {
     match kind {
         SpawnKind::Memory => false,
         SpawnKind::Tenants(spec) => spec.store == Store::Redis,
-        SpawnKind::Redis | SpawnKind::Node(_) | SpawnKind::NodePeer => true,
+        SpawnKind::Redis | SpawnKind::Nodes(_) | SpawnKind::Node(_) | SpawnKind::NodePeer => true,
+    }
+}
+
+/// How many servers a spawned target runs.
+fn node_count(kind: &SpawnKind) -> u32 {
+    match kind {
+        SpawnKind::Nodes(n) => (*n).max(1),
+        _ => 1,
+    }
+}
+
+/// The name of node `i`'s log (`a-host`, then `a-host1`, `a-host2`, ...).
+fn node_name(name: &str, what: &str, i: u32) -> String {
+    match i {
+        0 => format!("{name}-{what}"),
+        i => format!("{name}-{what}{i}"),
     }
 }
 
@@ -140,59 +203,30 @@ async fn spawn_target(
         (None, None)
     };
     // A foreign server brings its own chat implementation; tenants have their own
-    // folders, named in their tenants file.
+    // folders, named in their tenants file. The nodes of one target share one folder,
+    // as a deployment shares one plugin release.
     let plugins_dir = match (&ctx.chat_plugin, kind) {
-        (Some(plugin), SpawnKind::Memory | SpawnKind::Redis) => {
+        (Some(plugin), SpawnKind::Memory | SpawnKind::Redis | SpawnKind::Nodes(_)) => {
             let dir = ctx.work_dir.join(format!("{name}-plugins"));
             install_plugin(plugin, &dir, &ctx.chat_plugin_file)?;
             Some(dir)
         }
         _ => None,
     };
-    let (server, url) = match kind {
-        SpawnKind::Memory | SpawnKind::Redis | SpawnKind::Tenants(_) => {
-            if !ctx.host_bin.exists() {
-                bail!(
-                    "{} not found: build it with `cargo build --release -p rtm-host` or pass --host-bin",
-                    ctx.host_bin.display()
-                );
-            }
-            let mut env = ctx.host_env.clone();
-            if let SpawnKind::Tenants(spec) = kind {
-                env.extend(tenants_env(spec, ctx, name)?);
-            }
-            let spec = HostSpec {
-                bin: ctx.host_bin.clone(),
-                redis_url: redis_url.clone(),
-                plugins_dir: plugins_dir.clone(),
-                env,
-            };
-            spawn::host(&spec, &ctx.work_dir, &format!("{name}-host"))
-                .await
-                .context("starting rtm-host")?
-        }
-        SpawnKind::Node(_) | SpawnKind::NodePeer => {
-            let cmd = match kind {
-                SpawnKind::Node(cmd) => cmd.clone(),
-                _ => node_peer::command()?,
-            };
-            let cmd = cmd.as_str();
-            let mut env = ctx.host_env.clone();
-            if let Some(url) = &redis_url {
-                env.push(("REDIS_URL".into(), url.clone()));
-            }
-            if let Some(dir) = &plugins_dir {
-                env.push(("PLUGINS_DIR".into(), dir.display().to_string()));
-            }
-            spawn::command(cmd, &env, &ctx.work_dir, &format!("{name}-server"))
-                .await
-                .with_context(|| format!("starting `{cmd}`"))?
-        }
-    };
-    let server_pid = Some(server.pid());
-    // The server goes first in the list so it stops (and drains) before its Redis.
-    procs.insert(0, server);
-    let (addr, authority) = resolve_url(&url).await?;
+    let mut servers = Vec::new();
+    for i in 0..node_count(kind) {
+        let dir = plugins_dir.as_deref();
+        servers.push(start_server(kind, ctx, name, i, redis_url.as_deref(), dir).await?);
+    }
+    let server_pids = servers.iter().map(|(server, _)| server.pid()).collect();
+    let mut nodes = Vec::new();
+    for (_, url) in &servers {
+        nodes.push(Node::resolve(url).await?);
+    }
+    // The servers go first in the list so they stop (and drain) before their Redis.
+    procs.splice(0..0, servers.into_iter().map(|(server, _)| server));
+    let mut nodes = nodes.into_iter();
+    let first = nodes.next().context("no server was started")?;
     let redis_addr = match &redis_url {
         Some(url) => Some(
             resolve_url(&url.replacen("redis://", "http://", 1))
@@ -202,17 +236,75 @@ async fn spawn_target(
         None => None,
     };
     Ok(Target {
-        label: labelled(kind.label(), tenancy),
-        url,
-        addr,
-        authority,
-        server_pid,
+        label: labelled(&kind.label(), tenancy),
+        url: first.url,
+        addr: first.addr,
+        authority: first.authority,
+        peers: nodes.collect(),
+        server_pids,
         redis_pid,
         redis_addr,
         plugins_dir,
         tenancy: tenancy.clone(),
+        api_key: ctx.api_key.clone(),
         procs,
     })
+}
+
+/// Starts node `i` of a spawned target; returns its guard and URL.
+async fn start_server(
+    kind: &SpawnKind,
+    ctx: &SpawnContext,
+    name: &str,
+    i: u32,
+    redis_url: Option<&str>,
+    plugins_dir: Option<&Path>,
+) -> anyhow::Result<(Spawned, String)> {
+    let mut env = ctx.host_env.clone();
+    if let Some(key) = &ctx.api_key {
+        env.push(("API_KEY".into(), key.clone()));
+    }
+    match kind {
+        SpawnKind::Memory | SpawnKind::Redis | SpawnKind::Tenants(_) | SpawnKind::Nodes(_) => {
+            if !ctx.host_bin.exists() {
+                bail!(
+                    "{} not found: build it with `cargo build --release -p rtm-host` or pass --host-bin",
+                    ctx.host_bin.display()
+                );
+            }
+            if let SpawnKind::Tenants(spec) = kind {
+                env.extend(tenants_env(spec, ctx, name)?);
+            }
+            if node_count(kind) > 1 {
+                // Named nodes make the logs and registrations readable.
+                env.push(("NODE_ID".into(), format!("{name}-n{i}")));
+            }
+            let spec = HostSpec {
+                bin: ctx.host_bin.clone(),
+                redis_url: redis_url.map(str::to_owned),
+                plugins_dir: plugins_dir.map(Path::to_path_buf),
+                env,
+            };
+            spawn::host(&spec, &ctx.work_dir, &node_name(name, "host", i))
+                .await
+                .with_context(|| format!("starting rtm-host (node {i})"))
+        }
+        SpawnKind::Node(_) | SpawnKind::NodePeer => {
+            let cmd: Cow<'_, str> = match kind {
+                SpawnKind::Node(cmd) => cmd.into(),
+                _ => node_peer::command()?.into(),
+            };
+            if let Some(url) = redis_url {
+                env.push(("REDIS_URL".into(), url.to_owned()));
+            }
+            if let Some(dir) = plugins_dir {
+                env.push(("PLUGINS_DIR".into(), dir.display().to_string()));
+            }
+            spawn::command(&cmd, &env, &ctx.work_dir, &node_name(name, "server", i))
+                .await
+                .with_context(|| format!("starting `{cmd}`"))
+        }
+    }
 }
 
 /// Copies the chat plugin into a fresh plugin folder `dir` as `file`.
@@ -288,6 +380,15 @@ pub async fn resolve_url(url: &str) -> anyhow::Result<(SocketAddr, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_are_counted_and_named() {
+        assert_eq!(node_count(&SpawnKind::Nodes(3)), 3);
+        assert_eq!(node_count(&SpawnKind::Redis), 1);
+        assert_eq!(node_name("a", "host", 0), "a-host");
+        assert_eq!(node_name("a", "host", 2), "a-host2");
+        assert!(needs_redis(&SpawnKind::Nodes(2)));
+    }
 
     #[tokio::test]
     async fn resolves_urls() -> anyhow::Result<()> {

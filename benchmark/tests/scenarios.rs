@@ -8,7 +8,7 @@ use clap::Parser;
 use rtm_bench::cli::Args;
 use rtm_bench::measurement::Measurement;
 use rtm_bench::report::Report;
-use rtm_bench::scenario::{Env, connections, presence, storm};
+use rtm_bench::scenario::{Env, chat, connections, fanout, presence, storm};
 use rtm_bench::target::{SpawnContext, Target, TargetSpec};
 use rtm_bench::tenants::Tenancy;
 
@@ -26,7 +26,14 @@ fn config_without_env(argv: &[&str]) -> anyhow::Result<rtm_host::config::Config>
 
 /// Serves an rtm host (memory store) on a free port; returns its URL.
 async fn host() -> anyhow::Result<String> {
-    let cfg = config_without_env(&["rtm-host", "--port", "0", "--bind-addr", "127.0.0.1"])?;
+    host_with(&[]).await
+}
+
+/// [`host`] with more settings (`--api-key k`).
+async fn host_with(extra: &[&str]) -> anyhow::Result<String> {
+    let mut argv = vec!["rtm-host", "--port", "0", "--bind-addr", "127.0.0.1"];
+    argv.extend_from_slice(extra);
+    let cfg = config_without_env(&argv)?;
     anyhow::ensure!(cfg.redis_url.is_none(), "memory store expected");
     let node = rtm_host::server::build(&cfg).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -80,6 +87,7 @@ async fn env(scenario: &str, url: &str, extra: &[&str]) -> anyhow::Result<(Env, 
         redis_addr: None,
         plugins_dir: None,
         tenancy: Tenancy::default(),
+        api_key: args.api_key.clone(),
     };
     let ctx = SpawnContext {
         host_bin: args.host_bin.clone(),
@@ -88,6 +96,7 @@ async fn env(scenario: &str, url: &str, extra: &[&str]) -> anyhow::Result<(Env, 
         work_dir: std::env::temp_dir(),
         chat_plugin: None,
         chat_plugin_file: args.chat_plugin_file.clone(),
+        api_key: None,
     };
     let target = Target::resolve(&spec, &ctx, "t").await?;
     Ok((Env::new(&args, &target), target))
@@ -179,5 +188,81 @@ async fn refused_connections_are_counted_not_fatal() -> anyhow::Result<()> {
     let m = storm::run(&env, 5).await?;
     assert_eq!(ok_and_errors(&m, "connect"), (0, 5));
     assert_eq!(m.data.errors.get("connect:tcp"), Some(&5));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_publishes_reach_every_member_through_the_server_api() -> anyhow::Result<()> {
+    let url = host_with(&["--api-key", "bench-key"]).await?;
+    let (env, _target) = env(
+        "fanout",
+        &url,
+        &[
+            "--via",
+            "api",
+            "--api-key",
+            "bench-key",
+            "--room-count",
+            "2",
+            "--users-per-room",
+            "3",
+            "--messages-per-sec",
+            "200",
+        ],
+    )
+    .await?;
+    let measurements = fanout::run(&env, 0).await?;
+    let [m] = measurements.as_slice() else {
+        anyhow::bail!("one measurement expected for --via api");
+    };
+    assert_eq!((m.scenario, m.primary), ("fanout", "delivery"));
+    assert_eq!(m.extra["via"], "api");
+    // Every publish sent in the window was answered `ok`, and reached the 3 members of
+    // its room, once each.
+    let (ok, err) = ok_and_errors(m, "publish");
+    assert!(ok > 0, "no publish answered");
+    assert_eq!(err, 0, "errors: {:?}", m.data.errors);
+    assert_eq!(ok, m.data.counters["sent"]);
+    assert_eq!(ok_and_errors(m, "delivery"), (3 * ok, 0));
+    assert_eq!(m.data.counters["lost_deliveries"], 0);
+    assert_eq!(m.data.counters["extra_deliveries"], 0);
+    let report = Report::from_measurement(m);
+    assert!(fanout::summary(&[report]).contains("via api"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_stops_before_load_when_the_api_refuses_the_key() -> anyhow::Result<()> {
+    let url = host_with(&["--api-key", "bench-key"]).await?;
+    let (env, _target) = env(
+        "fanout",
+        &url,
+        &["--via", "api", "--api-key", "wrong", "--room-count", "1"],
+    )
+    .await?;
+    let refused = fanout::run(&env, 0).await.err().map(|e| format!("{e:#}"));
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("unauthorized")),
+        "{refused:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_renew_their_registrations_between_windows() -> anyhow::Result<()> {
+    let url = host().await?;
+    let (env, _target) = env(
+        "fanout",
+        &url,
+        &["--room-count", "2", "--users-per-room", "3"],
+    )
+    .await?;
+    let session = chat::Session::join(&env).await?;
+    let pop = session.population();
+    assert_eq!(pop.members.len(), 6);
+    assert_eq!(pop.per_node(1), [6]);
+    assert_eq!(pop.heartbeat_all(4).await, 0, "every heartbeat acked ok");
     Ok(())
 }

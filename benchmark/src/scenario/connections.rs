@@ -28,7 +28,12 @@ pub async fn run(env: &Env, connections: u32) -> anyhow::Result<Measurement> {
     let started = Instant::now();
     let before_setup = env.probe.sample();
     let pop = {
-        let _progress = Progress::start(env.label("joining"), rec.clone(), env.probe, args.quiet);
+        let _progress = Progress::start(
+            env.label("joining"),
+            rec.clone(),
+            env.probe.clone(),
+            args.quiet,
+        );
         population::populate(
             env,
             Plan {

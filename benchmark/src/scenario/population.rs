@@ -1,8 +1,10 @@
 //! Bringing clients up: connect (from rotating source addresses) and `presence:join`,
 //! many at once, recording `connect`, `join` and `ready` (connect start to join ack)
-//! latencies and every failure by kind. Member `i` goes to room `i % rooms`; on a
-//! multi-tenant target, room `r` lives in tenant `r % tenants` (see [`crate::tenants`]),
-//! and with auth every client connects with a token whose `sub` is its user id.
+//! latencies and every failure by kind. Member `i` goes to room `i % rooms` and, on a
+//! multi-node target, to node [`node_of`]`(i, rooms, nodes)`, so every room has members
+//! on every node; on a multi-tenant target, room `r` lives in tenant `r % tenants` (see
+//! [`crate::tenants`]), and with auth every client connects with a token whose `sub` is
+//! its user id.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -19,6 +21,8 @@ use crate::recorder::Recorder;
 pub struct Member {
     pub client: Client,
     pub room: usize,
+    /// The node (index into the target's nodes) it is connected to.
+    pub node: usize,
     pub room_id: Arc<str>,
     pub conn_id: String,
     /// The registration's epoch as last acknowledged (patches must carry it).
@@ -37,8 +41,48 @@ pub struct Population {
     pub attempted: u64,
 }
 
+impl Population {
+    /// One `presence:heartbeat` per member, `concurrency` at a time, each awaited;
+    /// returns how many were not acknowledged `ok`. Members that send nothing else
+    /// between windows would otherwise lapse after `PRESENCE_TTL_MS` (30 s by default),
+    /// and the reaper's burst of expiry events would land inside a later window.
+    pub async fn heartbeat_all(&self, concurrency: usize) -> usize {
+        let acked: Vec<bool> = futures::stream::iter(self.members.iter().cloned())
+            .map(|m| async move {
+                let payload = format!(r#"{{"roomId":"{}"}}"#, m.room_id);
+                let reply = m.client.request("presence:heartbeat", payload).await;
+                matches!(reply.as_deref().map(ack::parse), Ok(Ok(Ack::Ok { .. })))
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        acked.iter().filter(|ok| !**ok).count()
+    }
+
+    /// Joined members on each of `nodes` nodes.
+    pub fn per_node(&self, nodes: usize) -> Vec<u64> {
+        let mut per = vec![0u64; nodes.max(1)];
+        for m in &self.members {
+            if let Some(n) = per.get_mut(m.node) {
+                *n += 1;
+            }
+        }
+        per
+    }
+}
+
 /// Ops a setup recorder must know.
 pub const SETUP_OPS: [&str; 3] = ["connect", "join", "ready"];
+
+/// The node of the `i`-th item of a round-robin over `rooms` rooms (member `i` of room
+/// `i % rooms`, or the `i`-th publish to room `i % rooms`): a room's `k`-th item goes to
+/// node `k % nodes`, so each room's members (and its publishes) alternate between the
+/// nodes. (`i % nodes` would put a whole room on one node whenever `nodes` divides
+/// `rooms`, and a cross-node fan-out would then cross no node.)
+pub fn node_of(i: u64, rooms: usize, nodes: usize) -> usize {
+    let (rooms, nodes) = (rooms.max(1) as u64, nodes.max(1) as u64);
+    ((i / rooms) % nodes) as usize
+}
 
 /// A tag that keeps room ids of successive sessions apart on the same server.
 fn session_tag() -> String {
@@ -70,7 +114,12 @@ pub async fn join_rooms(
 ) -> anyhow::Result<Population> {
     let args = &env.args;
     let pop = {
-        let _progress = Progress::start(env.label("joining"), setup.clone(), env.probe, args.quiet);
+        let _progress = Progress::start(
+            env.label("joining"),
+            setup.clone(),
+            env.probe.clone(),
+            args.quiet,
+        );
         let plan = Plan {
             rooms: args.rooms(),
             total: args.rooms().saturating_mul(args.users_per_room),
@@ -100,17 +149,21 @@ pub async fn populate(
 ) -> Population {
     let tag = session_tag();
     let rooms = plan.rooms.max(1) as usize;
+    let nodes = env.nodes.len();
     let (total, concurrency, join) = (plan.total, plan.concurrency, plan.join);
     let room_ids: Vec<Arc<str>> = (0..rooms)
         .map(|r| Arc::from(format!("{tag}-r{r}")))
         .collect();
     let joined: Vec<Option<Member>> = futures::stream::iter(0..total as usize)
         .map(|i| {
-            let room = i % rooms;
-            let room_id = room_ids[room].clone();
+            let seat = Seat {
+                room: i % rooms,
+                node: node_of(i as u64, rooms, nodes),
+            };
+            let room_id = room_ids[seat.room].clone();
             let user_id = format!("{tag}-u{i}");
-            let sink = sink(room);
-            async move { join_one(env, rec, room, room_id, &user_id, sink, join).await }
+            let sink = sink(seat.room);
+            async move { join_one(env, rec, seat, room_id, &user_id, sink, join).await }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
@@ -128,18 +181,26 @@ pub async fn populate(
     }
 }
 
+/// Where one client goes: its room and its node.
+#[derive(Debug, Clone, Copy)]
+struct Seat {
+    room: usize,
+    node: usize,
+}
+
 async fn join_one(
     env: &Env,
     rec: &Recorder,
-    room: usize,
+    seat: Seat,
     room_id: Arc<str>,
     user_id: &str,
     sink: Arc<dyn EventSink>,
     join: bool,
 ) -> Option<Member> {
+    let Seat { room, node } = seat;
     let started = rec.now_us();
     rec.issued();
-    let Ok(opts) = env.client_options(room, user_id) else {
+    let Ok(opts) = env.client_options(room, node, user_id) else {
         rec.err("connect", started, "sign_token");
         return None;
     };
@@ -158,6 +219,7 @@ async fn join_one(
         return Some(Member {
             client,
             room,
+            node,
             room_id,
             conn_id: String::new(),
             epoch: AtomicU64::new(0),
@@ -186,6 +248,7 @@ async fn join_one(
             Some(Member {
                 client,
                 room,
+                node,
                 room_id,
                 conn_id,
                 epoch: AtomicU64::new(epoch.unwrap_or(1)),
@@ -204,5 +267,45 @@ async fn join_one(
             rec.err("join", join_at, "bad_ack");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Members per (room, node) when `total` members go round-robin over the rooms.
+    fn seats(total: u64, rooms: usize, nodes: usize) -> Vec<Vec<u32>> {
+        let mut per = vec![vec![0u32; nodes]; rooms];
+        for i in 0..total {
+            per[(i % rooms as u64) as usize][node_of(i, rooms, nodes)] += 1;
+        }
+        per
+    }
+
+    #[test]
+    fn every_room_spans_every_node() {
+        // 100 rooms x 10 on 2 nodes: 5 + 5 in each room (`i % 2` would give 10 + 0).
+        assert!(seats(1000, 100, 2).iter().all(|room| room == &[5, 5]));
+        // Odd shapes: rooms of 3 on 2 nodes are 2 + 1, on 3 nodes 1 + 1 + 1.
+        assert!(seats(21, 7, 2).iter().all(|room| room == &[2, 1]));
+        assert!(seats(21, 7, 3).iter().all(|room| room == &[1, 1, 1]));
+        // One node: everyone on it.
+        assert!(seats(50, 5, 1).iter().all(|room| room == &[10]));
+    }
+
+    #[test]
+    fn a_rooms_publishes_alternate_nodes() {
+        // The i-th publish to room i % rooms: consecutive publishes to one room switch node.
+        let rooms = 4;
+        let nodes: Vec<usize> = (0..4)
+            .map(|k| node_of(3 + k * rooms as u64, rooms, 2))
+            .collect();
+        assert_eq!(nodes, [0, 1, 0, 1]);
+        assert_eq!(
+            node_of(7, 0, 0),
+            0,
+            "degenerate shapes never divide by zero"
+        );
     }
 }

@@ -69,7 +69,7 @@ impl Session {
         let _progress = Progress::start(
             env.label(&format!("{}/s", crate::report::thousands(rate))),
             rec.clone(),
-            env.probe,
+            env.probe.clone(),
             args.quiet,
         );
         let members = &self.pop.members;

@@ -25,7 +25,12 @@ pub async fn run(env: &Env, connections: u32) -> anyhow::Result<Measurement> {
     let before = env.probe.sample();
     let started = Instant::now();
     let pop = {
-        let _progress = Progress::start(env.label("storm"), rec.clone(), env.probe, args.quiet);
+        let _progress = Progress::start(
+            env.label("storm"),
+            rec.clone(),
+            env.probe.clone(),
+            args.quiet,
+        );
         population::populate(
             env,
             Plan {

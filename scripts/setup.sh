@@ -3,7 +3,7 @@
 #
 #   scripts/setup.sh run    # `make run`: cargo and the wasm32-wasip2 target
 #   scripts/setup.sh test   # `make test`: also rustfmt, clippy, node + npm, python3,
-#                           # redis-server and chromium (for the SDK's browser tests)
+#                           # redis-server, redis-cli (the cluster suites) and chromium (for the SDK's browser tests)
 #
 # Rust targets and components come from rustup. Debian packages are installed with
 # apt-get when this runs as root on a machine that has it; otherwise the script stops
@@ -23,7 +23,7 @@ command -v rustup >/dev/null || die "rustup is missing (needed for the wasm32-wa
 # Debian packages: command -> package.
 declare -A pkg_of=([make]=make [gcc]=gcc)
 if [[ "$mode" == test ]]; then
-  pkg_of+=([redis-server]=redis-server [chromium]=chromium [node]=nodejs [npm]=npm [python3]=python3)
+  pkg_of+=([redis-server]=redis-server [redis-cli]=redis-tools [chromium]=chromium [node]=nodejs [npm]=npm [python3]=python3)
 fi
 missing=()
 for cmd in "${!pkg_of[@]}"; do

@@ -182,15 +182,17 @@ async fn presence_on_redis_store_leaves_no_partial_keys() {
     let redis = Redis::start();
     let host = Host::spawn(&[("REDIS_URL", redis.url())]);
     presence_flow(&host).await;
-    // Only carol is left: her hash plus the room index and the last-seen index.
+    // Only carol is left: her hash plus the room index, its user counts and the
+    // last-seen index.
     let mut keys: Vec<String> = redis
         .keys()
         .into_iter()
         .filter(|k| k.starts_with("prs:") && !k.starts_with("prs:sio"))
         .collect();
     keys.sort();
-    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys.len(), 4, "{keys:?}");
     assert!(keys.iter().any(|k| k == "prs:room:lobby"));
+    assert!(keys.iter().any(|k| k == "prs:users:lobby"));
     assert!(keys.iter().any(|k| k == "prs:seen"));
     assert!(
         !keys

@@ -547,9 +547,9 @@ impl Probe {
     }
 }
 
-/// The webhook families move: one batch in flight at a time (`WEBHOOK_CONCURRENCY=1`)
-/// and the first one held by the receiver, so later events wait in the queue (its depth
-/// rises); once released that attempt fails (`status`), the retry and the rest succeed
+/// The webhook families move: one event per batch, one batch in flight at a time
+/// (`WEBHOOK_CONCURRENCY=1`) and the first one held by the receiver, so later events
+/// wait in the queue (its depth rises); once released that attempt fails (`status`), the retry and the rest succeed
 /// (`ok`), and all nine events (three rooms: occupied, user joined, member joined) are
 /// `delivered`.
 async fn webhook_counters_move() -> Probe {
@@ -558,6 +558,9 @@ async fn webhook_counters_move() -> Probe {
         ("WEBHOOK_URL", receiver.url.as_str()),
         ("WEBHOOK_SECRET", "metrics-test-secret"),
         ("WEBHOOK_CONCURRENCY", "1"),
+        // One event per batch: with the first held and the second waiting for its
+        // slot, at most two of the nine events ever leave the queue.
+        ("WEBHOOK_BATCH_MAX", "1"),
         ("WEBHOOK_BATCH_MS", "0"),
         ("WEBHOOK_RETRY_BASE_MS", "10"),
     ]));
@@ -569,7 +572,7 @@ async fn webhook_counters_move() -> Probe {
             .await;
         assert_eq!(ack["ok"], true, "{ack}");
     }
-    // The first batch is held, the second waits for its slot: the third room's events
+    // The first batch is held, the second waits for its slot: the other seven events
     // are still queued.
     p.expect_above(
         "events wait behind a held batch",

@@ -384,8 +384,9 @@ describe('limits: plugin CPU, wall time and memory are each tenant\'s own', () =
     const plugins = () => space.keep(makePluginsDir({ 'spin.wasm': 'spin.wasm', 'membomb.wasm': 'membomb.wasm' }));
     const file = tenantsFile({
       tenants: [
-        // a: little CPU, plenty of wall time and memory.
-        { id: 'a', plugins_dir: plugins(), plugins: { cpu_ms: 30, timeout_ms: 10_000, memory_mb: 48 } },
+        // a: little CPU, plenty of wall time and memory. Enough CPU, though, for the memory
+        // bomb to fill 48 MiB first (page faults on a busy VM took over 30 ms).
+        { id: 'a', plugins_dir: plugins(), plugins: { cpu_ms: 300, timeout_ms: 10_000, memory_mb: 48 } },
         // b: plenty of CPU, little wall time and memory.
         { id: 'b', plugins_dir: plugins(), plugins: { cpu_ms: 10_000, timeout_ms: 300, memory_mb: 16 } },
       ],

@@ -73,7 +73,7 @@ impl Via {
     }
 }
 
-/// Most nodes a `redis-nodes:<N>` spawn spec may start.
+/// Most nodes a `redis-nodes:<N>` or `redis-cluster-nodes:<N>` spawn spec may start.
 pub const MAX_NODES: u32 = 16;
 
 /// Most tenants a `*-tenants:<N>` spawn spec or `--tenants` may ask for.
@@ -99,6 +99,11 @@ pub enum SpawnKind {
     /// (the Redis adapter carries every room emit to the other nodes); the clients of a
     /// room spread over the nodes.
     Nodes(u32),
+    /// `redis-cluster` (1 node) or `redis-cluster-nodes:<N>`: N `rtm-host` nodes on a
+    /// private Redis Cluster of 3 masters and 3 replicas (`REDIS_URL=redis-cluster://`:
+    /// cluster clients, hash-tagged keys, sharded pub/sub); a room's clients spread over
+    /// the nodes as with `redis-nodes:<N>`.
+    Cluster(u32),
 }
 
 /// The presence store of a spawned `rtm-host`.
@@ -156,6 +161,7 @@ impl FromStr for SpawnKind {
         match s {
             "memory" => return Ok(Self::Memory),
             "redis" => return Ok(Self::Redis),
+            "redis-cluster" => return Ok(Self::Cluster(1)),
             "node-peer" => return Ok(Self::NodePeer),
             _ => {}
         }
@@ -166,20 +172,27 @@ impl FromStr for SpawnKind {
             return TenantsSpawn::parse(Store::Redis, spec).map(Self::Tenants);
         }
         if let Some(count) = s.strip_prefix("redis-nodes:") {
-            return count
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=MAX_NODES).contains(n))
-                .map(Self::Nodes)
-                .ok_or_else(|| format!("nodes must be 1..={MAX_NODES}, got {count:?}"));
+            return parse_nodes(count).map(Self::Nodes);
+        }
+        if let Some(count) = s.strip_prefix("redis-cluster-nodes:") {
+            return parse_nodes(count).map(Self::Cluster);
         }
         match s.strip_prefix("node:") {
             Some(cmd) if !cmd.trim().is_empty() => Ok(Self::Node(cmd.to_owned())),
             _ => Err(format!(
-                "expected memory, redis, redis-nodes:<N>, node-peer, node:<command>, memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>], got {s:?}"
+                "expected memory, redis, redis-nodes:<N>, redis-cluster, redis-cluster-nodes:<N>, node-peer, node:<command>, memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>], got {s:?}"
             )),
         }
     }
+}
+
+/// The `<N>` of `redis-nodes:<N>` / `redis-cluster-nodes:<N>`.
+fn parse_nodes(count: &str) -> Result<u32, String> {
+    count
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_NODES).contains(n))
+        .ok_or_else(|| format!("nodes must be 1..={MAX_NODES}, got {count:?}"))
 }
 
 impl SpawnKind {
@@ -193,6 +206,8 @@ impl SpawnKind {
             SpawnKind::NodePeer => "node-peer".into(),
             SpawnKind::Tenants(spec) => spec.store.label().into(),
             SpawnKind::Nodes(n) => format!("redis, {n} nodes").into(),
+            SpawnKind::Cluster(1) => "redis-cluster".into(),
+            SpawnKind::Cluster(n) => format!("redis-cluster, {n} nodes").into(),
         }
     }
 
@@ -249,6 +264,8 @@ pub struct Args {
 
     /// Start a fresh server for this run: memory, redis (rtm-host + private redis-server),
     /// redis-nodes:<N> (N rtm-hosts on one private redis-server, clients spread over them),
+    /// redis-cluster / redis-cluster-nodes:<N> (1 or N rtm-hosts on a private Redis
+    /// Cluster of 3 masters + 3 replicas; Redis CPU is all six processes'),
     /// node-peer (the Node.js reference in benchmark/peers/node + private redis-server),
     /// node:<command>, or memory-tenants:<N>[:<secret>] / redis-tenants:<N>[:<secret>]
     /// (rtm-host with a generated tenants file: tenants t0..t<N-1>, HS256 auth with the
@@ -273,8 +290,9 @@ pub struct Args {
     #[arg(long, env = "COMPARE_URL", conflicts_with = "compare_spawn")]
     pub compare: Option<String>,
 
-    /// Second target started by the harness: memory, redis, redis-nodes:<N>, node-peer,
-    /// node:<command>, memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>].
+    /// Second target started by the harness: memory, redis, redis-nodes:<N>,
+    /// redis-cluster, redis-cluster-nodes:<N>, node-peer, node:<command>,
+    /// memory-tenants:<N>[:<secret>] or redis-tenants:<N>[:<secret>].
     #[arg(long, env = "COMPARE_SPAWN")]
     pub compare_spawn: Option<SpawnKind>,
 
@@ -690,6 +708,41 @@ mod tests {
         ] {
             assert!(bad.parse::<SpawnKind>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn cluster_spawn_kinds() {
+        assert_eq!("redis-cluster".parse(), Ok(SpawnKind::Cluster(1)));
+        assert_eq!("redis-cluster-nodes:2".parse(), Ok(SpawnKind::Cluster(2)));
+        assert_eq!(SpawnKind::Cluster(1).label(), "redis-cluster");
+        assert_eq!(SpawnKind::Cluster(3).label(), "redis-cluster, 3 nodes");
+        assert!(SpawnKind::Cluster(1).has_server_api());
+        for bad in [
+            "redis-cluster:",
+            "redis-cluster:2",
+            "redis-cluster-nodes:",
+            "redis-cluster-nodes:0",
+            "redis-cluster-nodes:17",
+            "redis-cluster-nodes:-1",
+        ] {
+            assert!(bad.parse::<SpawnKind>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cluster_compares_with_a_single_redis() -> Result<(), clap::Error> {
+        let args = Args::try_parse_from([
+            "rtm-bench",
+            "chat",
+            "--spawn",
+            "redis",
+            "--compare-spawn",
+            "redis-cluster",
+        ])?;
+        assert!(args.validate().is_ok());
+        assert_eq!(args.compare_spawn, Some(SpawnKind::Cluster(1)));
+        assert_eq!(args.compare_tenancy(), Ok(Tenancy::default()));
+        Ok(())
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! memory come from `/proc` ([`proc_stat`], [`measurement`]); [`report`] prints the
 //! table and the JSON; [`run`] ties it together, [`sweep`] searches for the highest
 //! sustained level; [`tenants`] points clients at a multi-tenant host's namespaces with
-//! HS256 tokens; [`server_api`] publishes through the host's Server API.
+//! HS256 tokens; [`server_api`] publishes through the host's Server API;
+//! [`redis_cluster`] starts a private Redis Cluster for a target to run on.
 
 pub mod cli;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod pacer;
 pub mod proc_stat;
 pub mod progress;
 pub mod recorder;
+pub mod redis_cluster;
 pub mod redis_stats;
 pub mod report;
 pub mod run;

@@ -1,6 +1,7 @@
 //! One measured window (or several merged): the recorder's numbers plus the CPU the
-//! server, its Redis and the harness itself burnt meanwhile, and memory where the
-//! scenario reads it. Rounds of a comparison merge into one [`Measurement`] per target.
+//! server, its Redis (every process of a Redis Cluster, the masters also apart) and the
+//! harness itself burnt meanwhile, and memory where the scenario reads it. Rounds of a
+//! comparison merge into one [`Measurement`] per target.
 
 use std::time::Duration;
 
@@ -15,9 +16,14 @@ pub struct Probe {
     /// The server's processes: one per node of a multi-node target, whose CPU and memory
     /// count as one server's (none known: no server numbers).
     pub server_pids: Vec<u32>,
-    pub redis_pid: Option<u32>,
-    /// Where to read `INFO commandstats`, when known.
-    pub redis_addr: Option<std::net::SocketAddr>,
+    /// The Redis processes: one, or every node of a cluster, replicas included (they
+    /// replay every write, so they cost what a deployment's would); none known: no
+    /// Redis numbers.
+    pub redis_pids: Vec<u32>,
+    /// A cluster's masters among `redis_pids`, reported apart; empty for one Redis.
+    pub redis_master_pids: Vec<u32>,
+    /// Where to read `INFO commandstats` (summed over several: a cluster's masters).
+    pub redis_addrs: Vec<std::net::SocketAddr>,
 }
 
 /// Cumulative CPU times at one moment.
@@ -25,6 +31,7 @@ pub struct Probe {
 pub struct CpuSample {
     pub server: Option<Duration>,
     pub redis: Option<Duration>,
+    pub redis_masters: Option<Duration>,
     pub bench: Duration,
     /// The whole machine's busy time.
     pub system: Option<Duration>,
@@ -34,7 +41,10 @@ pub struct CpuSample {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuUse {
     pub server: Option<Duration>,
+    /// Every Redis process.
     pub redis: Option<Duration>,
+    /// A cluster's masters (part of `redis`).
+    pub redis_masters: Option<Duration>,
     pub bench: Duration,
     /// Busy time of everything else on the machine (other processes, the kernel's
     /// own threads): disturbance, when it is large.
@@ -44,8 +54,9 @@ pub struct CpuUse {
 impl Probe {
     pub fn sample(&self) -> CpuSample {
         CpuSample {
-            server: self.server_sum(proc_stat::tree_cpu_time),
-            redis: self.redis_pid.and_then(|p| proc_stat::cpu_time(p).ok()),
+            server: sum_over(&self.server_pids, proc_stat::tree_cpu_time),
+            redis: sum_over(&self.redis_pids, proc_stat::cpu_time),
+            redis_masters: sum_over(&self.redis_master_pids, proc_stat::cpu_time),
             bench: proc_stat::cpu_time(std::process::id()).unwrap_or_default(),
             system: proc_stat::system_busy().ok(),
         }
@@ -53,29 +64,32 @@ impl Probe {
 
     /// Resident memory of the server (and its children, on every node), in bytes.
     pub fn server_rss(&self) -> Option<u64> {
-        self.server_sum(proc_stat::tree_rss_bytes)
+        sum_over(&self.server_pids, proc_stat::tree_rss_bytes)
     }
 
-    /// `read` summed over the server's processes; `None` when none is known or one
-    /// cannot be read (a node that died must not pass for a cheap one).
-    fn server_sum<T: std::iter::Sum<T>>(
-        &self,
-        read: impl Fn(u32) -> Result<T, proc_stat::ProcError>,
-    ) -> Option<T> {
-        if self.server_pids.is_empty() {
-            return None;
-        }
-        self.server_pids.iter().map(|&pid| read(pid).ok()).sum()
-    }
-
-    /// Redis's per-command calls and CPU so far, when its address is known.
+    /// Redis's per-command calls and CPU so far (a cluster's masters summed), when its
+    /// address is known.
     pub async fn redis_commands(&self) -> Option<crate::redis_stats::CommandStats> {
-        crate::redis_stats::read(self.redis_addr?).await
+        crate::redis_stats::read_all(&self.redis_addrs).await
     }
 
+    /// Resident memory of every Redis process, in bytes.
     pub fn redis_rss(&self) -> Option<u64> {
-        self.redis_pid.and_then(|p| proc_stat::rss_bytes(p).ok())
+        sum_over(&self.redis_pids, proc_stat::rss_bytes)
     }
+}
+
+/// `read` summed over `pids` (the nodes of a server, the processes of a Redis Cluster);
+/// `None` when none is known or one cannot be read (a process that died must not pass
+/// for a cheap one).
+fn sum_over<T: std::iter::Sum<T>>(
+    pids: &[u32],
+    read: impl Fn(u32) -> Result<T, proc_stat::ProcError>,
+) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| read(pid).ok()).sum()
 }
 
 impl CpuSample {
@@ -87,6 +101,7 @@ impl CpuSample {
         };
         let server = diff(self.server, earlier.server);
         let redis = diff(self.redis, earlier.redis);
+        let redis_masters = diff(self.redis_masters, earlier.redis_masters);
         let bench = self.bench.saturating_sub(earlier.bench);
         let others = diff(self.system, earlier.system).map(|busy| {
             busy.saturating_sub(bench + server.unwrap_or_default() + redis.unwrap_or_default())
@@ -94,6 +109,7 @@ impl CpuSample {
         CpuUse {
             server,
             redis,
+            redis_masters,
             bench,
             others,
         }
@@ -109,6 +125,7 @@ impl CpuUse {
         };
         self.server = sum(self.server, other.server);
         self.redis = sum(self.redis, other.redis);
+        self.redis_masters = sum(self.redis_masters, other.redis_masters);
         self.bench += other.bench;
         self.others = sum(self.others, other.others);
     }
@@ -216,5 +233,46 @@ mod tests {
             ..Probe::default()
         };
         assert_eq!(gone.server_rss(), None, "an unreadable node spoils the sum");
+    }
+
+    #[test]
+    fn redis_numbers_sum_over_every_process() {
+        let me = std::process::id();
+        let single = Probe {
+            redis_pids: vec![me],
+            ..Probe::default()
+        };
+        let sample = single.sample();
+        assert!(sample.redis.is_some());
+        assert_eq!(sample.redis_masters, None, "one Redis has no masters apart");
+        let cluster = Probe {
+            redis_pids: vec![me; 6],
+            redis_master_pids: vec![me; 3],
+            ..Probe::default()
+        };
+        let (rss1, rss6) = (
+            single.redis_rss().unwrap_or(0),
+            cluster.redis_rss().unwrap_or(0),
+        );
+        assert!(rss1 > 0 && rss6 > rss1 * 5, "{rss1} {rss6}");
+        let sample = cluster.sample();
+        assert!(sample.redis.is_some() && sample.redis_masters.is_some());
+        assert_eq!(Probe::default().redis_rss(), None);
+    }
+
+    #[test]
+    fn others_leave_out_every_redis_process() {
+        let s = |redis: u64, masters: u64, system: u64| CpuSample {
+            server: Some(Duration::from_millis(100)),
+            redis: Some(Duration::from_millis(redis)),
+            redis_masters: Some(Duration::from_millis(masters)),
+            bench: Duration::from_millis(10),
+            system: Some(Duration::from_millis(system)),
+        };
+        let used = s(600, 400, 2000).since(&s(100, 50, 1000));
+        assert_eq!(used.redis, Some(Duration::from_millis(500)));
+        assert_eq!(used.redis_masters, Some(Duration::from_millis(350)));
+        // 1000 busy - 0 server - 500 redis (masters are part of it) - 0 bench.
+        assert_eq!(used.others, Some(Duration::from_millis(500)));
     }
 }

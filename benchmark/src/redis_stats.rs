@@ -1,6 +1,7 @@
 //! Redis's own accounting: `INFO commandstats` (calls and CPU microseconds per command)
 //! read over a bare RESP connection, so a run can say which scripts and commands the
-//! server's Redis time went to, not just how much there was.
+//! server's Redis time went to, not just how much there was. On a Redis Cluster the
+//! masters' stats are summed: they run what the clients send (replicas replay it).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -51,12 +52,48 @@ pub fn delta(later: &CommandStats, earlier: &CommandStats) -> CommandStats {
         .collect()
 }
 
+/// `a + b`, per command: the stats of several Redis servers as one.
+pub fn sum(mut a: CommandStats, b: &CommandStats) -> CommandStats {
+    for (name, stat) in b {
+        let entry = a.entry(name.clone()).or_default();
+        entry.calls += stat.calls;
+        entry.usec += stat.usec;
+    }
+    a
+}
+
 /// Reads `INFO commandstats` from the Redis at `addr`; `None` if it does not answer
 /// within a second (the run goes on without the breakdown).
 pub async fn read(addr: SocketAddr) -> Option<CommandStats> {
+    bulk(addr, "INFO commandstats")
+        .await
+        .map(|body| parse(&body))
+}
+
+/// [`read`] over every server in `addrs`, summed (a cluster's masters); `None` when
+/// none is given or one does not answer: a missing master must not pass for an idle
+/// one.
+pub async fn read_all(addrs: &[SocketAddr]) -> Option<CommandStats> {
+    if addrs.is_empty() {
+        return None;
+    }
+    let mut total = CommandStats::new();
+    for &addr in addrs {
+        total = sum(total, &read(addr).await?);
+    }
+    Some(total)
+}
+
+/// Sends the inline command `command` (`INFO commandstats`, `CLUSTER INFO`) to the
+/// Redis at `addr` and returns its bulk-string reply; `None` on any other reply or no
+/// answer within a second.
+pub async fn bulk(addr: SocketAddr, command: &str) -> Option<String> {
     tokio::time::timeout(Duration::from_secs(1), async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
-        stream.write_all(b"INFO commandstats\r\n").await.ok()?;
+        stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .ok()?;
         let mut buf = Vec::with_capacity(4096);
         loop {
             let mut chunk = [0u8; 4096];
@@ -65,19 +102,35 @@ pub async fn read(addr: SocketAddr) -> Option<CommandStats> {
                 return None;
             }
             buf.extend_from_slice(&chunk[..n]);
-            // `$<len>\r\n<body>\r\n`
-            let text = std::str::from_utf8(&buf).ok()?;
-            let header_end = text.find("\r\n")?;
-            let len: usize = text.strip_prefix('$')?[..header_end - 1].parse().ok()?;
-            if buf.len() >= header_end + 2 + len {
-                let body = &text[header_end + 2..header_end + 2 + len];
-                return Some(parse(body));
+            if let Some(body) = parse_bulk(&buf)? {
+                return Some(body.to_owned());
             }
         }
     })
     .await
     .ok()
     .flatten()
+}
+
+/// A RESP bulk string `$<len>\r\n<body>\r\n` read so far: `Some(Some(body))` when
+/// complete, `Some(None)` when more bytes are needed, `None` when it is not one (an
+/// error reply, say).
+fn parse_bulk(buf: &[u8]) -> Option<Option<&str>> {
+    if buf.first().is_some_and(|&b| b != b'$') {
+        return None;
+    }
+    let Some(header_end) = buf.windows(2).position(|w| w == b"\r\n") else {
+        return Some(None);
+    };
+    let len: usize = std::str::from_utf8(&buf[1..header_end])
+        .ok()?
+        .parse()
+        .ok()?;
+    let body_start = header_end + 2;
+    match buf.get(body_start..body_start.checked_add(len)?) {
+        Some(body) => std::str::from_utf8(body).ok().map(Some),
+        None => Some(None),
+    }
 }
 
 #[cfg(test)]
@@ -109,5 +162,26 @@ mod tests {
         );
         assert!(!d.contains_key("ping"));
         assert_eq!(d["spublish"].calls, 4);
+        let both = sum(d.clone(), &d);
+        assert_eq!(
+            both["evalsha"],
+            CommandStat {
+                calls: 40,
+                usec: 2000
+            }
+        );
+        assert_eq!(sum(CommandStats::new(), &d), d);
+    }
+
+    #[test]
+    fn reads_bulk_strings_in_pieces() {
+        assert_eq!(parse_bulk(b"$5\r\nhello\r\n"), Some(Some("hello")));
+        assert_eq!(parse_bulk(b"$5\r\nhel"), Some(None));
+        assert_eq!(parse_bulk(b"$1"), Some(None));
+        assert_eq!(parse_bulk(b""), Some(None));
+        assert_eq!(parse_bulk(b"$0\r\n\r\n"), Some(Some("")));
+        assert_eq!(parse_bulk(b"-ERR unknown command\r\n"), None);
+        assert_eq!(parse_bulk(b"$x\r\n"), None);
+        assert_eq!(parse_bulk(b"$18446744073709551615\r\n"), None);
     }
 }

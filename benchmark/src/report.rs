@@ -24,17 +24,25 @@ pub struct OpReport {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CpuReport {
     pub server_s: Option<f64>,
+    /// Every Redis process: one server, or all masters and replicas of a cluster.
     pub redis_s: Option<f64>,
+    /// A Redis Cluster's masters alone (part of `redis_s`; absent for one Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_masters_s: Option<f64>,
     pub bench_s: f64,
     /// Average cores busy over the window.
     pub server_cores: Option<f64>,
     pub redis_cores: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_masters_cores: Option<f64>,
     pub bench_cores: f64,
     /// Cores busy with anything else on the machine during the window.
     pub others_cores: Option<f64>,
     pub server_us_per_op: Option<f64>,
     pub redis_us_per_op: Option<f64>,
-    /// Server plus Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_masters_us_per_op: Option<f64>,
+    /// Server plus Redis (all of its processes).
     pub total_us_per_op: Option<f64>,
     pub bench_us_per_op: Option<f64>,
 }
@@ -82,6 +90,7 @@ impl Report {
         let per_op = |cpu_s: f64| (ops_done > 0).then(|| cpu_s * 1e6 / ops_done as f64);
         let server_s = m.cpu.server.map(|d| d.as_secs_f64());
         let redis_s = m.cpu.redis.map(|d| d.as_secs_f64());
+        let redis_masters_s = m.cpu.redis_masters.map(|d| d.as_secs_f64());
         let bench_s = m.cpu.bench.as_secs_f64();
         let total_s = match (server_s, redis_s) {
             (Some(s), Some(r)) => Some(s + r),
@@ -91,13 +100,16 @@ impl Report {
         let cpu = CpuReport {
             server_s,
             redis_s,
+            redis_masters_s,
             bench_s,
             server_cores: server_s.map(|s| s / secs),
             redis_cores: redis_s.map(|s| s / secs),
+            redis_masters_cores: redis_masters_s.map(|s| s / secs),
             bench_cores: bench_s / secs,
             others_cores: m.cpu.others.map(|d| d.as_secs_f64() / secs),
             server_us_per_op: server_s.and_then(per_op),
             redis_us_per_op: redis_s.and_then(per_op),
+            redis_masters_us_per_op: redis_masters_s.and_then(per_op),
             total_us_per_op: total_s.and_then(per_op),
             bench_us_per_op: per_op(bench_s),
         };
@@ -258,18 +270,20 @@ impl Report {
         let c = &self.cpu;
         let _ = writeln!(
             out,
-            "  cpu (cores)    server {}  redis {}  bench {:.2}  others {}",
+            "  cpu (cores)    server {}  redis {}{}  bench {:.2}  others {}",
             opt(c.server_cores, 2),
             opt(c.redis_cores, 2),
+            masters(c.redis_masters_cores, 2),
             c.bench_cores,
             opt(c.others_cores, 2)
         );
         let _ = writeln!(
             out,
-            "  cpu us/{:<7} server {}  redis {}  server+redis {}  (bench {})",
+            "  cpu us/{:<7} server {}  redis {}{}  server+redis {}  (bench {})",
             short(&self.primary),
             opt(c.server_us_per_op, 1),
             opt(c.redis_us_per_op, 1),
+            masters(c.redis_masters_us_per_op, 1),
             opt(c.total_us_per_op, 1),
             opt(c.bench_us_per_op, 1)
         );
@@ -336,6 +350,11 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.digits$}"))
 }
 
+/// ` (masters X)` after a cluster's Redis figure; nothing for one Redis.
+fn masters(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(String::new, |v| format!(" (masters {v:.digits$})"))
+}
+
 /// `12345.6` as `12,346`.
 pub fn thousands(v: f64) -> String {
     let n = v.round() as i64;
@@ -359,6 +378,7 @@ pub struct Ratios {
     pub p50: Option<f64>,
     pub p99: Option<f64>,
     pub server_us_per_op: Option<f64>,
+    pub redis_us_per_op: Option<f64>,
     pub total_us_per_op: Option<f64>,
     pub bytes_per_connection: Option<f64>,
 }
@@ -381,6 +401,7 @@ impl Ratios {
             p50: ratio(la.p50_ms, lb.p50_ms),
             p99: ratio(la.p99_ms, lb.p99_ms),
             server_us_per_op: both(a.cpu.server_us_per_op, b.cpu.server_us_per_op),
+            redis_us_per_op: both(a.cpu.redis_us_per_op, b.cpu.redis_us_per_op),
             total_us_per_op: both(a.cpu.total_us_per_op, b.cpu.total_us_per_op),
             bytes_per_connection: both(
                 a.memory.as_ref().map(|m| m.server_bytes_per_connection),
@@ -392,13 +413,14 @@ impl Ratios {
     pub fn table(&self) -> String {
         let f = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}x"));
         format!(
-            "== ratio {} / {}\n  ops/s {}  p50 {}  p99 {}  server us/op {}  server+redis us/op {}  bytes/conn {}\n",
+            "== ratio {} / {}\n  ops/s {}  p50 {}  p99 {}  server us/op {}  redis us/op {}  server+redis us/op {}  bytes/conn {}\n",
             self.other,
             self.baseline,
             f(self.ops_per_s),
             f(self.p50),
             f(self.p99),
             f(self.server_us_per_op),
+            f(self.redis_us_per_op),
             f(self.total_us_per_op),
             f(self.bytes_per_connection)
         )
@@ -407,7 +429,12 @@ impl Ratios {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::latency::Latency;
+    use crate::measurement::CpuUse;
+    use crate::recorder::WindowData;
 
     #[test]
     fn formats_thousands() {
@@ -416,5 +443,58 @@ mod tests {
         assert_eq!(thousands(1000.0), "1,000");
         assert_eq!(thousands(1234567.0), "1,234,567");
         assert_eq!(thousands(-1234.0), "-1,234");
+    }
+
+    fn measurement(redis_ms: u64, masters_ms: Option<u64>) -> Measurement {
+        let mut data = WindowData::default();
+        data.ops.insert("heartbeat", (1000, 0, Latency::default()));
+        Measurement {
+            scenario: "presence",
+            target: "redis-cluster".into(),
+            level: 100.0,
+            connections: 10,
+            rooms: 1,
+            users_per_room: 10,
+            window: Duration::from_secs(10),
+            primary: "heartbeat",
+            setup_ops: &[],
+            data,
+            cpu: CpuUse {
+                server: Some(Duration::from_millis(50)),
+                redis: Some(Duration::from_millis(redis_ms)),
+                redis_masters: masters_ms.map(Duration::from_millis),
+                bench: Duration::from_millis(10),
+                others: None,
+            },
+            memory: None,
+            rounds: 1,
+            extra: Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_clusters_masters_show_beside_all_its_processes() -> serde_json::Result<()> {
+        let cluster = Report::from_measurement(&measurement(30, Some(20)));
+        let near = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() < 1e-6);
+        assert!(near(cluster.cpu.redis_us_per_op, 30.0));
+        assert!(near(cluster.cpu.redis_masters_us_per_op, 20.0));
+        assert!(near(cluster.cpu.total_us_per_op, 80.0));
+        let table = cluster.table();
+        assert!(table.contains("redis 30.0 (masters 20.0)"), "{table}");
+        assert!(table.contains("server+redis 80.0"), "{table}");
+        let single = Report::from_measurement(&measurement(30, None));
+        assert!(!single.table().contains("masters"));
+        let json = serde_json::to_value(&single)?;
+        assert!(json["cpu"].get("redis_masters_s").is_none());
+        assert!(near(json["cpu"]["redis_us_per_op"].as_f64(), 30.0));
+        let ratio = Ratios::new(&single, &cluster);
+        assert!(near(ratio.redis_us_per_op, 1.0));
+        Ok(())
+    }
+
+    #[test]
+    fn masters_show_only_for_a_cluster() {
+        assert_eq!(masters(None, 1), "");
+        assert_eq!(masters(Some(12.345), 1), " (masters 12.3)");
     }
 }

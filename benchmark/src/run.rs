@@ -203,12 +203,17 @@ fn announce(args: &Args, name: &str, target: &Target) {
         return;
     }
     let nodes: Vec<String> = target.nodes().into_iter().map(|n| n.url).collect();
+    let masters = if target.redis_master_pids.is_empty() {
+        String::new()
+    } else {
+        format!(", masters {:?}", target.redis_master_pids)
+    };
     eprintln!(
-        "target {name}: {} at {} (server pids {:?}, redis pid {:?})",
+        "target {name}: {} at {} (server pids {:?}, redis pids {:?}{masters})",
         target.label,
         nodes.join(", "),
         target.server_pids,
-        target.redis_pid
+        target.redis_pids,
     );
 }
 

@@ -52,6 +52,11 @@ impl Spawned {
     pub fn what(&self) -> &str {
         &self.what
     }
+
+    /// Whether the process has exited (or cannot be waited for).
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
 }
 
 impl Drop for Spawned {
@@ -78,7 +83,8 @@ pub fn free_port() -> Result<u16, SpawnError> {
     Ok(listener.local_addr().map_err(SpawnError::Port)?.port())
 }
 
-fn log_file(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), SpawnError> {
+/// Creates `<dir>/<name>.log`; returns its path and the open file.
+pub fn log_file(dir: &Path, name: &str) -> Result<(PathBuf, std::fs::File), SpawnError> {
     let path = dir.join(format!("{name}.log"));
     let file = std::fs::File::create(&path).map_err(|source| SpawnError::Start {
         what: format!("log file {}", path.display()),
@@ -101,7 +107,8 @@ fn spawn_logged(cmd: &mut Command, file: std::fs::File, what: &str) -> Result<Ch
         .map_err(start_err)
 }
 
-fn tail(path: &Path) -> String {
+/// The last 15 lines of the log at `path`, for error messages.
+pub fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
@@ -215,9 +222,25 @@ pub async fn host(
 /// another process between picking and binding is retried with a new one, so two
 /// harnesses never measure against one Redis.
 pub async fn redis(bin: &str, logs: &Path, name: &str) -> Result<(Spawned, String), SpawnError> {
+    let (guard, port) = redis_with(bin, logs, name, &|_| Ok(Vec::new())).await?;
+    Ok((guard, format!("redis://127.0.0.1:{port}")))
+}
+
+/// Further `redis-server` arguments for an attempt on a given port (a cluster node's
+/// config file is named after its port, and its bus needs a port of its own).
+pub type RedisArgs<'a> = &'a (dyn Fn(u16) -> Result<Vec<String>, SpawnError> + Sync);
+
+/// [`redis`] with further arguments per port; returns the guard and the port it is ours
+/// on.
+pub async fn redis_with(
+    bin: &str,
+    logs: &Path,
+    name: &str,
+    extra: RedisArgs<'_>,
+) -> Result<(Spawned, u16), SpawnError> {
     let mut last = None;
     for _ in 0..20 {
-        match redis_once(bin, logs, name).await? {
+        match redis_once(bin, logs, name, extra).await? {
             Ok(started) => return Ok(started),
             Err(lost) => last = Some(lost),
         }
@@ -234,19 +257,15 @@ async fn redis_once(
     bin: &str,
     logs: &Path,
     name: &str,
-) -> Result<Result<(Spawned, String), SpawnError>, SpawnError> {
+    extra: RedisArgs<'_>,
+) -> Result<Result<(Spawned, u16), SpawnError>, SpawnError> {
     let (log, file) = log_file(logs, name)?;
     let port = free_port()?;
     let what = format!("redis-server on port {port}");
     let mut cmd = Command::new(bin);
-    cmd.args(["--port", &port.to_string()]).args([
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--bind",
-        "127.0.0.1",
-    ]);
+    cmd.args(["--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+        .args(extra(port)?);
     let child = spawn_logged(&mut cmd, file, &what)?;
     let pid = child.id().unwrap_or(0);
     let mut guard = Spawned {
@@ -259,7 +278,7 @@ async fn redis_once(
     let wait = Duration::from_secs(10);
     let deadline = tokio::time::Instant::now() + wait;
     while tokio::time::Instant::now() < deadline {
-        if !matches!(guard.child.try_wait(), Ok(None)) {
+        if guard.exited() {
             // Exited: most likely the port was bound by someone else meanwhile.
             return Ok(Err(SpawnError::Exited {
                 what,
@@ -267,7 +286,7 @@ async fn redis_once(
             }));
         }
         match redis_pid(addr).await {
-            Some(p) if p == pid => return Ok(Ok((guard, format!("redis://127.0.0.1:{port}")))),
+            Some(p) if p == pid => return Ok(Ok((guard, port))),
             Some(_) => {
                 // Another Redis answers on this port: not ours, try another port.
                 return Ok(Err(SpawnError::Exited {
@@ -347,7 +366,7 @@ pub async fn command(
         if TcpStream::connect(addr).await.is_ok() {
             return Ok((guard, format!("http://127.0.0.1:{port}")));
         }
-        if !matches!(guard.child.try_wait(), Ok(None)) {
+        if guard.exited() {
             return Err(SpawnError::Exited {
                 what,
                 log_tail: tail(&log),

@@ -1,9 +1,10 @@
 //! A server under test: where to connect (one node, or several sharing one Redis),
-//! which processes to measure (the server's nodes, Redis), where its plugins live, how
-//! its clients reach their tenants ([`Tenancy`]) and its Server API (a key), and the
-//! processes the harness started for it (stopped when the target is dropped: the
-//! servers first, then their Redis). A `*-tenants` spawn spec gets a generated tenants
-//! file with each tenant's own plugin folder beside it.
+//! which processes to measure (the server's nodes, Redis: one server or every node of a
+//! Redis Cluster), where its plugins live, how its clients reach their tenants
+//! ([`Tenancy`]) and its Server API (a key), and the processes the harness started for
+//! it (stopped when the target is dropped: the servers first, then their Redis). A
+//! `*-tenants` spawn spec gets a generated tenants file with each tenant's own plugin
+//! folder beside it.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use anyhow::{Context, bail};
 
 use crate::cli::{SpawnKind, Store, TenantsSpawn};
 use crate::node_peer;
+use crate::redis_cluster::RedisCluster;
 use crate::spawn::{self, HostSpec, Spawned};
 use crate::tenants::{self, Tenancy};
 
@@ -84,9 +86,12 @@ pub struct Target {
     pub peers: Vec<Node>,
     /// The server's processes, one per node (empty: not known, no server numbers).
     pub server_pids: Vec<u32>,
-    pub redis_pid: Option<u32>,
-    /// The Redis to read `INFO commandstats` from, when known.
-    pub redis_addr: Option<SocketAddr>,
+    /// Its Redis's processes: one, or all six of a cluster (empty: not known).
+    pub redis_pids: Vec<u32>,
+    /// A cluster's masters among `redis_pids` (empty for one Redis).
+    pub redis_master_pids: Vec<u32>,
+    /// The Redis servers to read `INFO commandstats` from (a cluster's masters).
+    pub redis_addrs: Vec<SocketAddr>,
     pub plugins_dir: Option<PathBuf>,
     /// How its clients connect: tenant namespaces, tokens.
     pub tenancy: Tenancy,
@@ -121,8 +126,9 @@ impl Target {
                     authority: first.authority,
                     peers: Vec::new(),
                     server_pids: server_pid.iter().copied().collect(),
-                    redis_pid: *redis_pid,
-                    redis_addr: *redis_addr,
+                    redis_pids: redis_pid.iter().copied().collect(),
+                    redis_master_pids: Vec::new(),
+                    redis_addrs: redis_addr.iter().copied().collect(),
                     plugins_dir: plugins_dir.clone(),
                     tenancy: tenancy.clone(),
                     api_key: api_key.clone(),
@@ -160,20 +166,85 @@ fn labelled(base: &str, tenancy: &Tenancy) -> String {
     }
 }
 
-/// Whether a spawned target gets a private `redis-server`.
-fn needs_redis(kind: &SpawnKind) -> bool {
+/// The Redis a spawned target gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    /// None: the host's embedded memory store.
+    Memory,
+    /// One private `redis-server`.
+    Single,
+    /// A private Redis Cluster (3 masters + 3 replicas).
+    Cluster,
+}
+
+fn backing(kind: &SpawnKind) -> Backing {
     match kind {
-        SpawnKind::Memory => false,
-        SpawnKind::Tenants(spec) => spec.store == Store::Redis,
-        SpawnKind::Redis | SpawnKind::Nodes(_) | SpawnKind::Node(_) | SpawnKind::NodePeer => true,
+        SpawnKind::Memory => Backing::Memory,
+        SpawnKind::Tenants(spec) if spec.store == Store::Memory => Backing::Memory,
+        SpawnKind::Cluster(_) => Backing::Cluster,
+        SpawnKind::Redis
+        | SpawnKind::Tenants(_)
+        | SpawnKind::Nodes(_)
+        | SpawnKind::Node(_)
+        | SpawnKind::NodePeer => Backing::Single,
     }
 }
 
 /// How many servers a spawned target runs.
 fn node_count(kind: &SpawnKind) -> u32 {
     match kind {
-        SpawnKind::Nodes(n) => (*n).max(1),
+        SpawnKind::Nodes(n) | SpawnKind::Cluster(n) => (*n).max(1),
         _ => 1,
+    }
+}
+
+/// A spawned target's Redis once started: the URL its servers get, what to measure,
+/// and the guards (stopped after the servers).
+#[derive(Default)]
+struct StartedRedis {
+    url: Option<String>,
+    pids: Vec<u32>,
+    master_pids: Vec<u32>,
+    addrs: Vec<SocketAddr>,
+    procs: Vec<Spawned>,
+}
+
+/// Starts the Redis `kind` runs on, if any (logs `<name>-redis*`).
+async fn start_redis(
+    kind: &SpawnKind,
+    ctx: &SpawnContext,
+    name: &str,
+) -> anyhow::Result<StartedRedis> {
+    match backing(kind) {
+        Backing::Memory => Ok(StartedRedis::default()),
+        Backing::Single => {
+            let (redis, url) =
+                spawn::redis(&ctx.redis_bin, &ctx.work_dir, &format!("{name}-redis"))
+                    .await
+                    .context("starting redis-server")?;
+            let addr = resolve_url(&url.replacen("redis://", "http://", 1))
+                .await?
+                .0;
+            Ok(StartedRedis {
+                url: Some(url),
+                pids: vec![redis.pid()],
+                master_pids: Vec::new(),
+                addrs: vec![addr],
+                procs: vec![redis],
+            })
+        }
+        Backing::Cluster => {
+            let cluster = RedisCluster::start(&ctx.redis_bin, &ctx.work_dir, name)
+                .await
+                .context("starting a Redis Cluster")?;
+            Ok(StartedRedis {
+                url: Some(cluster.url()),
+                pids: cluster.pids(),
+                master_pids: cluster.master_pids(),
+                addrs: cluster.master_addrs(),
+                procs: cluster.into_procs(),
+            })
+        }
     }
 }
 
@@ -191,22 +262,21 @@ async fn spawn_target(
     ctx: &SpawnContext,
     name: &str,
 ) -> anyhow::Result<Target> {
-    let mut procs = Vec::new();
-    let (redis_url, redis_pid) = if needs_redis(kind) {
-        let (redis, url) = spawn::redis(&ctx.redis_bin, &ctx.work_dir, &format!("{name}-redis"))
-            .await
-            .context("starting redis-server")?;
-        let pid = redis.pid();
-        procs.push(redis);
-        (Some(url), Some(pid))
-    } else {
-        (None, None)
-    };
+    let StartedRedis {
+        url: redis_url,
+        pids: redis_pids,
+        master_pids: redis_master_pids,
+        addrs: redis_addrs,
+        mut procs,
+    } = start_redis(kind, ctx, name).await?;
     // A foreign server brings its own chat implementation; tenants have their own
     // folders, named in their tenants file. The nodes of one target share one folder,
     // as a deployment shares one plugin release.
     let plugins_dir = match (&ctx.chat_plugin, kind) {
-        (Some(plugin), SpawnKind::Memory | SpawnKind::Redis | SpawnKind::Nodes(_)) => {
+        (
+            Some(plugin),
+            SpawnKind::Memory | SpawnKind::Redis | SpawnKind::Nodes(_) | SpawnKind::Cluster(_),
+        ) => {
             let dir = ctx.work_dir.join(format!("{name}-plugins"));
             install_plugin(plugin, &dir, &ctx.chat_plugin_file)?;
             Some(dir)
@@ -227,14 +297,6 @@ async fn spawn_target(
     procs.splice(0..0, servers.into_iter().map(|(server, _)| server));
     let mut nodes = nodes.into_iter();
     let first = nodes.next().context("no server was started")?;
-    let redis_addr = match &redis_url {
-        Some(url) => Some(
-            resolve_url(&url.replacen("redis://", "http://", 1))
-                .await?
-                .0,
-        ),
-        None => None,
-    };
     Ok(Target {
         label: labelled(&kind.label(), tenancy),
         url: first.url,
@@ -242,8 +304,9 @@ async fn spawn_target(
         authority: first.authority,
         peers: nodes.collect(),
         server_pids,
-        redis_pid,
-        redis_addr,
+        redis_pids,
+        redis_master_pids,
+        redis_addrs,
         plugins_dir,
         tenancy: tenancy.clone(),
         api_key: ctx.api_key.clone(),
@@ -265,7 +328,11 @@ async fn start_server(
         env.push(("API_KEY".into(), key.clone()));
     }
     match kind {
-        SpawnKind::Memory | SpawnKind::Redis | SpawnKind::Tenants(_) | SpawnKind::Nodes(_) => {
+        SpawnKind::Memory
+        | SpawnKind::Redis
+        | SpawnKind::Tenants(_)
+        | SpawnKind::Nodes(_)
+        | SpawnKind::Cluster(_) => {
             if !ctx.host_bin.exists() {
                 bail!(
                     "{} not found: build it with `cargo build --release -p rtm-host` or pass --host-bin",
@@ -385,9 +452,30 @@ mod tests {
     fn nodes_are_counted_and_named() {
         assert_eq!(node_count(&SpawnKind::Nodes(3)), 3);
         assert_eq!(node_count(&SpawnKind::Redis), 1);
+        assert_eq!(node_count(&SpawnKind::Cluster(1)), 1);
+        assert_eq!(node_count(&SpawnKind::Cluster(2)), 2);
         assert_eq!(node_name("a", "host", 0), "a-host");
         assert_eq!(node_name("a", "host", 2), "a-host2");
-        assert!(needs_redis(&SpawnKind::Nodes(2)));
+    }
+
+    #[test]
+    fn each_kind_gets_its_redis() {
+        let tenants = |store| {
+            SpawnKind::Tenants(TenantsSpawn {
+                store,
+                tenants: 2,
+                hs256_secret: None,
+            })
+        };
+        assert_eq!(backing(&SpawnKind::Memory), Backing::Memory);
+        assert_eq!(backing(&tenants(Store::Memory)), Backing::Memory);
+        assert_eq!(backing(&tenants(Store::Redis)), Backing::Single);
+        assert_eq!(backing(&SpawnKind::Redis), Backing::Single);
+        assert_eq!(backing(&SpawnKind::Nodes(2)), Backing::Single);
+        assert_eq!(backing(&SpawnKind::NodePeer), Backing::Single);
+        assert_eq!(backing(&SpawnKind::Node("x".into())), Backing::Single);
+        assert_eq!(backing(&SpawnKind::Cluster(1)), Backing::Cluster);
+        assert_eq!(backing(&SpawnKind::Cluster(3)), Backing::Cluster);
     }
 
     #[tokio::test]

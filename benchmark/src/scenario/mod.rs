@@ -58,8 +58,9 @@ impl Env {
             sources: Arc::new(SourceAddrs::new(target.addr.ip(), args.source_addrs)),
             probe: Probe {
                 server_pids: target.server_pids.clone(),
-                redis_pid: target.redis_pid,
-                redis_addr: target.redis_addr,
+                redis_pids: target.redis_pids.clone(),
+                redis_master_pids: target.redis_master_pids.clone(),
+                redis_addrs: target.redis_addrs.clone(),
             },
             target: target.label.clone(),
             nodes: target.nodes(),

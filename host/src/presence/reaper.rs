@@ -42,9 +42,12 @@ pub async fn sweep(presence: &Presence, lookback_ms: u64) -> usize {
         match presence.store().reap(lookback_ms, BATCH).await {
             Ok(reaped) => {
                 let n = reaped.len();
-                total += n;
-                if n > 0 {
-                    tracing::debug!(count = n, "reaped lapsed registrations");
+                // An index entry of a registration re-joined as another user is not a
+                // registration that expired: only its occupancy moved.
+                let expired = reaped.iter().filter(|r| r.announce).count();
+                total += expired;
+                if expired > 0 {
+                    tracing::debug!(count = expired, "reaped lapsed registrations");
                 }
                 presence
                     .publish(reaped.into_iter().map(PresenceEvent::expired).collect())

@@ -38,6 +38,14 @@ pub struct Config {
     #[arg(long, env = "TCP_NODELAY", default_value_t = true, action = clap::ArgAction::Set)]
     pub tcp_nodelay: bool,
 
+    /// Cross-node messages one adapter channel may hold before the adapter reads them
+    /// (multi-node only). A burst beyond it, which only a node already too busy to keep
+    /// up meets, is dropped and counted in `rtm_adapter_messages_total{outcome="dropped_full"}`
+    /// instead of growing without bound; the queue grows block by block, so a deep
+    /// bound costs nothing until it is used.
+    #[arg(long, env = "ADAPTER_STREAM_BUFFER", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    pub adapter_stream_buffer: u64,
+
     /// Connections in the Redis command pool.
     #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub redis_pool_size: u64,

@@ -20,6 +20,8 @@ pub struct HttpState {
     pub redis: Option<RedisBackend>,
     pub tenants: Arc<Tenants>,
     pub admin_token: Option<Arc<Secret>>,
+    /// The cross-node adapter's counters (multi-node only).
+    pub adapter: Option<crate::cluster::AdapterMetrics>,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -47,6 +49,9 @@ async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     let mut out = state.tenants.render_metrics();
+    if let Some(adapter) = &state.adapter {
+        adapter.render(&mut out);
+    }
     out.push_str("# EOF\n");
     (
         [(

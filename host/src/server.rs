@@ -18,7 +18,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::app::SocketMount;
 use crate::backend::RedisBackend;
-use crate::cluster::{self, ClusterAdapter};
+use crate::cluster::{self, AdapterMetrics, ClusterAdapter};
 use crate::config::Config;
 use crate::http::{self, HttpState};
 use crate::plugins::SharedEngine;
@@ -92,10 +92,13 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
                 lanes: pool_size,
                 window: Duration::from_micros(cfg.presence_batch_window_us),
             };
+            let adapter_metrics = AdapterMetrics::default();
             let adapter = cluster::adapter(
                 &redis,
                 &cfg.presence_prefix,
                 timeout.max(Duration::from_secs(2)),
+                usize::try_from(cfg.adapter_stream_buffer).unwrap_or(16_384),
+                adapter_metrics.clone(),
             )
             .await?;
             let (layer, io) = builder
@@ -117,7 +120,11 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             };
             let parts = node_parts(cfg, &node_id, store)?;
             let tenants = start_tenants(cfg, parts, Arc::new(mount)).await?;
-            Ok(assemble(cfg, &io, layer, tenants, Some(redis), node_id))
+            let backing = Backing {
+                redis,
+                adapter: adapter_metrics,
+            };
+            Ok(assemble(cfg, &io, layer, tenants, Some(backing), node_id))
         }
     }
 }
@@ -166,16 +173,24 @@ async fn start_tenants(
         })
 }
 
+/// What a Redis-backed node serves `/readyz` and `/metrics` from.
+struct Backing {
+    redis: RedisBackend,
+    adapter: AdapterMetrics,
+}
+
 fn assemble<A: Adapter>(
     cfg: &Config,
     io: &SocketIo<A>,
     layer: socketioxide::layer::SocketIoLayer<A>,
     tenants: Arc<Tenants>,
-    redis: Option<RedisBackend>,
+    backing: Option<Backing>,
     node_id: String,
 ) -> Node {
+    let (redis, adapter) = backing.map(|b| (b.redis, b.adapter)).unzip();
     let router = http::router(HttpState {
         redis,
+        adapter,
         tenants: tenants.clone(),
         admin_token: cfg.admin_token.clone().map(Secret::new).map(Arc::new),
     })

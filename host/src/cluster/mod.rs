@@ -1,0 +1,89 @@
+//! Multi-node Socket.IO: the socketioxide-redis adapter over fred, so `io.to(room).emit`
+//! reaches sockets on every node.
+//!
+//! fred's subscriber does not resubscribe after Redis restarts, so [`resubscribe`]
+//! subscribes every channel the [`ShardDriver`] routes again on each reconnect (and, on
+//! a Redis Cluster, every two seconds, since a failover can drop a shard channel's
+//! subscription without one), so cross-node delivery comes back without restarting the
+//! host.
+
+mod driver;
+
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+
+use crate::backend::RedisBackend;
+pub use driver::{AdapterMetrics, Outcome, ShardDriver};
+
+/// The adapter type of a Redis-backed node.
+pub type ClusterAdapter<E> = CustomRedisAdapter<E, ShardDriver>;
+
+/// Builds the adapter constructor and starts the resubscribe task. `stream_buffer` is
+/// how many messages one channel may hold unread (`ADAPTER_STREAM_BUFFER`); what
+/// arrives beyond it is dropped and counted in `metrics`.
+pub async fn adapter(
+    redis: &RedisBackend,
+    prefix: &str,
+    request_timeout: std::time::Duration,
+    stream_buffer: usize,
+    metrics: AdapterMetrics,
+) -> anyhow::Result<RedisAdapterCtr<ShardDriver>> {
+    let sub = redis.subscriber()?;
+    let driver = ShardDriver::start(sub.clone(), metrics).await?;
+    tokio::spawn(resubscribe(sub, driver.clone()));
+    let config = RedisAdapterConfig::new()
+        .with_prefix(format!("{prefix}sio"))
+        .with_stream_buffer(stream_buffer)
+        .with_request_timeout(request_timeout);
+    Ok(RedisAdapterCtr::new_with_driver(driver, config))
+}
+
+/// How often, on a Redis Cluster, every tracked channel is subscribed again. A failover
+/// that moves a channel's slot to a promoted replica drops the subscription on the old
+/// master without a reconnect (the demoted node's `sunsubscribe` is all the client gets),
+/// so subscribing again, idempotent where nothing moved, is what brings it back.
+const CLUSTER_RESUBSCRIBE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// On every reconnect of the subscriber (and, on a cluster, every
+/// [`CLUSTER_RESUBSCRIBE_EVERY`]), subscribe again to every tracked channel.
+async fn resubscribe(sub: SubscriberClient, driver: ShardDriver) {
+    let mut reconnects = sub.reconnect_rx();
+    let mut tick = tokio::time::interval(CLUSTER_RESUBSCRIBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cluster = sub.is_clustered();
+    loop {
+        let server = tokio::select! {
+            got = reconnects.recv() => match got {
+                Ok(server) => Some(server),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tick.tick(), if cluster => None,
+        };
+        let chans = driver.channels();
+        let failed = subscribe_each(&sub, &chans).await;
+        match (&server, failed) {
+            (Some(server), 0) if !chans.is_empty() => {
+                tracing::info!(%server, channels = chans.len(), "resubscribed after Redis reconnect")
+            }
+            (_, 0) => {}
+            (server, failed) => {
+                tracing::error!(server = ?server, failed, "resubscribing the adapter's channels failed; cross-node emits on them are lost until the next attempt")
+            }
+        }
+    }
+}
+
+/// `SSUBSCRIBE`s each channel on its own (channels of one call must share a slot on a
+/// cluster); returns how many failed.
+async fn subscribe_each(sub: &SubscriberClient, chans: &[String]) -> usize {
+    let mut failed = 0;
+    for chan in chans {
+        if let Err(e) = sub.ssubscribe(chan.clone()).await {
+            tracing::debug!(chan, error = %e, "ssubscribe failed");
+            failed += 1;
+        }
+    }
+    failed
+}

@@ -107,6 +107,35 @@ macro_rules! conformance {
                 ($body)(store).await;
                 server.assert_ours();
             }
+            /// Redis under `MONITOR`: every command each script ran touched only keys
+            /// the call passed in `KEYS` (what Cluster proxies and Dragonfly enforce).
+            #[tokio::test]
+            async fn redis_declared_keys() {
+                let server = support::Redis::start();
+                let mut monitor = support::monitor::Monitor::start(&server);
+                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2, true)
+                    .await
+                    .expect("connect to the private redis-server");
+                let inner = Arc::new(
+                    RedisStore::with_layout(
+                        backend.pool.clone(),
+                        Layout::tagged("prs:", "t"),
+                        $ttl,
+                    )
+                    .await
+                    .expect("RedisStore loads its scripts"),
+                );
+                let cfg = BatchConfig {
+                    lanes: 2,
+                    window: Duration::from_millis(1),
+                };
+                let store: Arc<dyn PresenceStore> = Arc::new(Batcher::new(inner, cfg));
+                ($body)(store).await;
+                let (undeclared, checked) = monitor.undeclared();
+                assert!(checked > 0, "MONITOR saw no script command");
+                assert!(undeclared.is_empty(), "undeclared keys: {undeclared:#?}");
+                server.assert_ours();
+            }
             /// A Redis Cluster (3 masters, 3 replicas) behind the coalescer, on the
             /// hash-tagged layout a cluster gets.
             #[tokio::test]
@@ -818,5 +847,116 @@ async fn cluster_batches_split_by_slot_and_rooms_keep_one_slot() {
             of_room.iter().map(|k| cluster.slot(k)).collect();
         assert_eq!(slots.len(), 1, "{room}'s keys share one slot: {of_room:?}");
     }
+    cluster.assert_ours();
+}
+
+/// The MONITOR parser the declared-keys variants rely on.
+#[test]
+fn monitor_lines_parse() {
+    let (lua, args) = support::monitor::parse_line(
+        r#"1796160466.7 [0 127.0.0.1:5] "set" "a\"b" "va l\\x01" "\x01""#,
+    )
+    .unwrap();
+    assert!(!lua);
+    assert_eq!(args, ["set", "a\"b", "va l\\x01", "\u{1}"]);
+    let (lua, args) =
+        support::monitor::parse_line(r#"1796160466.7 [0 lua] "GET" "other""#).unwrap();
+    assert!(lua);
+    assert_eq!(args, ["GET", "other"]);
+}
+
+/// Two nodes (two stores on one Redis) sharing rooms: each node's roster of a room lags
+/// what the other wrote, so its first script call finds members it did not declare,
+/// writes nothing, and succeeds on the retry with the ids it was answered. Joins,
+/// snapshots, resumes and removes then see every member; under `MONITOR`, no script
+/// touched a key it was not handed.
+async fn rosters_catch_up(a: Arc<dyn PresenceStore>, b: Arc<dyn PresenceStore>) {
+    let ids: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let owners: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    for i in 0..5 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let joined = node
+            .join(join(&ids[i], "r", "alice", &owners[i], None))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(joined.snapshot.len(), i + 1, "join {i} sees the room whole");
+    }
+    for node in [&a, &b] {
+        let mut snap: Vec<String> = node
+            .snapshot("r")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.conn_id)
+            .collect();
+        snap.sort();
+        assert_eq!(snap, ids[..5]);
+    }
+    // b removes c0 (a's) and c5 joins through a, whose roster still names c0.
+    let gone = b
+        .remove(RemoveSpec {
+            conn_id: &ids[0],
+            room_id: "r",
+            owner: &owners[0],
+            epoch: None,
+        })
+        .await
+        .unwrap();
+    assert!(gone.is_some());
+    let joined = a
+        .join(join(&ids[5], "r", "bob", &owners[5], None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(joined.snapshot.len(), 5);
+    // b resumes c1 for a new socket: its snapshot has c5, which only a wrote.
+    let resumed = b
+        .resume(ResumeSpec {
+            conn_id: &ids[1],
+            room_id: "r",
+            user_id: "alice",
+            epoch: 1,
+            state: None,
+            owner: "s1-again",
+            node: "n2",
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(resumed.snapshot.iter().any(|r| r.conn_id == ids[5]));
+    assert_eq!(resumed.snapshot.len(), 5);
+}
+
+async fn redis_store(url: &str, layout: Layout) -> Arc<dyn PresenceStore> {
+    let backend = RedisBackend::connect(url, Duration::from_secs(5), 2, true)
+        .await
+        .expect("connect to the private redis");
+    Arc::new(
+        RedisStore::with_layout(backend.pool.clone(), layout, TTL_MS)
+            .await
+            .expect("RedisStore loads its scripts"),
+    )
+}
+
+#[tokio::test]
+async fn rosters_of_two_nodes_catch_up_on_redis() {
+    let server = support::Redis::start();
+    let mut monitor = support::monitor::Monitor::start(&server);
+    let a = redis_store(&server.url(), Layout::flat("prs:")).await;
+    let b = redis_store(&server.url(), Layout::flat("prs:")).await;
+    rosters_catch_up(a, b).await;
+    let (undeclared, checked) = monitor.undeclared();
+    assert!(checked > 0, "MONITOR saw no script command");
+    assert!(undeclared.is_empty(), "undeclared keys: {undeclared:#?}");
+    server.assert_ours();
+}
+
+#[tokio::test]
+async fn rosters_of_two_nodes_catch_up_on_a_redis_cluster() {
+    let cluster = support::RedisCluster::start();
+    let a = cluster_store(&cluster, TTL_MS).await;
+    let b = cluster_store(&cluster, TTL_MS).await;
+    rosters_catch_up(a, b).await;
     cluster.assert_ours();
 }

@@ -69,6 +69,11 @@ impl Layout {
         format!("{}room:{room}", self.base(room))
     }
 
+    /// The room's occupancy: registrations per user (`lua/prelude.lua`: `seen_added`).
+    pub fn users(&self, room: &str) -> String {
+        format!("{}users:{room}", self.base(room))
+    }
+
     pub fn seen(&self, room: &str) -> String {
         format!("{}seen", self.base(room))
     }

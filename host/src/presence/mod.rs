@@ -16,6 +16,7 @@ pub mod memory;
 pub mod reaper;
 pub mod redis;
 pub mod request;
+pub mod roster;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};

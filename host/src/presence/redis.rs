@@ -12,6 +12,7 @@ use serde_json::{Map, Value as Json};
 
 use super::error::StoreError;
 use super::layout::Layout;
+use super::roster::{ROSTER_ATTEMPTS, Rosters};
 use super::store::*;
 
 macro_rules! script {
@@ -30,6 +31,7 @@ struct Scripts {
     patch: Script,
     remove: Script,
     snapshot: Script,
+    reap_candidates: Script,
     reap: Script,
 }
 
@@ -41,17 +43,19 @@ impl Scripts {
             patch: script!("lua/patch.lua"),
             remove: script!("lua/remove.lua"),
             snapshot: script!("lua/snapshot.lua"),
+            reap_candidates: script!("lua/reap_candidates.lua"),
             reap: script!("lua/reap.lua"),
         }
     }
 
-    fn all(&self) -> [&Script; 6] {
+    fn all(&self) -> [&Script; 7] {
         [
             &self.join_batch,
             &self.resume,
             &self.patch,
             &self.remove,
             &self.snapshot,
+            &self.reap_candidates,
             &self.reap,
         ]
     }
@@ -64,6 +68,7 @@ pub struct RedisStore {
     ttl_ms: String,
     scripts: Scripts,
     touches: Touches,
+    rosters: Rosters,
 }
 
 impl RedisStore {
@@ -81,6 +86,7 @@ impl RedisStore {
             touches: Touches::new(pool.clone(), ttl_ms),
             pool,
             scripts: Scripts::new(),
+            rosters: Rosters::default(),
         };
         for script in store.scripts.all() {
             script.load(store.pool.next()).await.map_err(store_error)?;
@@ -104,6 +110,22 @@ impl RedisStore {
 
     fn seen_key(&self, room: &str) -> String {
         self.layout.seen(room)
+    }
+
+    fn users_key(&self, room: &str) -> String {
+        self.layout.users(room)
+    }
+
+    /// Declares the hash of every member `room`'s roster names (module `roster`).
+    fn push_member_keys(&self, room: &str, keys: &mut Vec<String>) {
+        for id in self.rosters.ids(&self.room_key(room)) {
+            keys.push(self.conn_key(room, &id));
+        }
+    }
+
+    /// Remembers the ids a script read from `room`'s index.
+    fn remember(&self, room: &str, ids: Vec<String>) {
+        self.rosters.set(self.room_key(room), ids);
     }
 
     /// The registration's entry in the by-last-seen index (see `lua/prelude.lua`).
@@ -370,14 +392,17 @@ impl RedisStore {
         &self.touches
     }
 
-    /// KEYS of the resume script: the registration hash, the room's
-    /// index and the by-last-seen index.
+    /// KEYS of the resume script: the registration hash, the room's index, the
+    /// by-last-seen index, the room's occupancy and its roster's hashes.
     fn registration_keys(&self, conn_id: &str, room_id: &str) -> Vec<String> {
-        vec![
+        let mut keys = vec![
             self.conn_key(room_id, conn_id),
             self.room_key(room_id),
             self.seen_key(room_id),
-        ]
+            self.users_key(room_id),
+        ];
+        self.push_member_keys(room_id, &mut keys);
+        keys
     }
 
     /// ARGV the resume script starts with: the room's key base, connection, room, user.
@@ -414,14 +439,15 @@ impl RedisStore {
 impl RedisStore {
     /// KEYS and ARGV of `join_batch.lua`.
     fn join_batch_call(&self, specs: &[JoinSpec<'_>]) -> (Vec<String>, Vec<String>) {
-        let mut keys = Vec::with_capacity(3 * specs.len());
-        let mut args = Vec::with_capacity(1 + 10 * specs.len());
-        args.push(self.ttl_ms.clone());
+        let mut keys = Vec::with_capacity(4 * specs.len());
+        let mut args = Vec::with_capacity(2 + 10 * specs.len());
+        args.extend([self.ttl_ms.clone(), specs.len().to_string()]);
         for spec in specs {
             keys.extend([
                 self.conn_key(spec.room_id, spec.conn_id),
                 self.room_key(spec.room_id),
                 self.seen_key(spec.room_id),
+                self.users_key(spec.room_id),
             ]);
             args.extend([
                 self.layout.base(spec.room_id),
@@ -440,19 +466,97 @@ impl RedisStore {
                 state_pairs(state, &mut args);
             }
         }
+        let mut rooms: Vec<&str> = specs.iter().map(|s| s.room_id).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        for room in rooms {
+            self.push_member_keys(room, &mut keys);
+        }
         (keys, args)
+    }
+
+    /// Joins one slot's group, retrying the joins whose room's roster was out of date
+    /// (module `roster`) with the ids the script answered.
+    async fn join_group(&self, group: Vec<JoinSpec<'_>>) -> Result<Vec<JoinReply>, StoreError> {
+        let mut done: Vec<Option<JoinReply>> = (0..group.len()).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..group.len()).collect();
+        for _ in 0..ROSTER_ATTEMPTS {
+            let specs: Vec<JoinSpec<'_>> = pending.iter().map(|&i| group[i].clone()).collect();
+            let (keys, args) = self.join_batch_call(&specs);
+            let reply = self.call(&self.scripts.join_batch, keys, args).await?;
+            let steps = join_batch_reply(reply, &specs, |room, ids| self.remember(room, ids))?;
+            let mut again = Vec::new();
+            for (i, step) in pending.into_iter().zip(steps) {
+                match step {
+                    JoinStep::Done(reply) => done[i] = Some(reply),
+                    JoinStep::Stale(ids) => {
+                        self.remember(group[i].room_id, ids);
+                        again.push(i);
+                    }
+                }
+            }
+            if again.is_empty() {
+                return done
+                    .into_iter()
+                    .map(|r| r.ok_or_else(|| malformed("join left unanswered")))
+                    .collect();
+            }
+            pending = again;
+        }
+        Err(contended())
     }
 }
 
+/// A room whose membership changed within every attempt of one call.
+fn contended() -> StoreError {
+    StoreError::Unavailable("the room's membership kept changing; try again".to_owned())
+}
+
+/// One join's answer from `join_batch.lua`. Lives only until it is sorted into the
+/// reply, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum JoinStep {
+    Done(JoinReply),
+    /// Its room's roster was out of date: the room's ids, to declare on the retry.
+    Stale(Vec<String>),
+}
+
+/// A room as a script read it (prelude: `room_snapshot`): its live registrations and
+/// every id its index holds.
+struct RoomRead {
+    registrations: Vec<Registration>,
+    ids: Vec<String>,
+}
+
+fn room_read(v: Value) -> Result<RoomRead, StoreError> {
+    let mut parts = items(v)?.into_iter();
+    let registrations = snapshot(parts.next().unwrap_or(Value::Null))?;
+    let ids = ids(parts.next().unwrap_or(Value::Null))?;
+    Ok(RoomRead { registrations, ids })
+}
+
+fn ids(v: Value) -> Result<Vec<String>, StoreError> {
+    items(v)?.iter().map(text).collect()
+}
+
 /// Parses `{results, snapshots}` of `join_batch.lua`: each joiner's registration is
-/// taken from its room's snapshot, read once per room for the whole batch.
-fn join_batch_reply(reply: Value, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinReply>, StoreError> {
+/// taken from its room's snapshot, read once per room for the whole batch, and each
+/// room's ids go to `remember`.
+fn join_batch_reply(
+    reply: Value,
+    specs: &[JoinSpec<'_>],
+    remember: impl Fn(&str, Vec<String>),
+) -> Result<Vec<JoinStep>, StoreError> {
     let mut parts = items(reply)?.into_iter();
     let results = items(parts.next().ok_or_else(|| malformed("join results"))?)?;
-    let snapshots = items(parts.next().unwrap_or(Value::Null))?
-        .into_iter()
-        .map(snapshot)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut snapshots = Vec::new();
+    for read in items(parts.next().unwrap_or(Value::Null))? {
+        let RoomRead { registrations, ids } = room_read(read)?;
+        if let Some(room) = registrations.first().map(|r| r.room_id.clone()) {
+            remember(&room, ids);
+        }
+        snapshots.push(registrations);
+    }
     if results.len() != specs.len() {
         return Err(malformed("join reply length"));
     }
@@ -463,8 +567,9 @@ fn join_batch_reply(reply: Value, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinRepl
             let mut result = items(result)?.into_iter();
             let status = int(&result.next().ok_or_else(|| malformed("join status"))?)?;
             match status {
-                -1 => return Ok(Err(JoinRefusal::Owned)),
-                -2 => return Ok(Err(JoinRefusal::Full)),
+                -1 => return Ok(JoinStep::Done(Err(JoinRefusal::Owned))),
+                -2 => return Ok(JoinStep::Done(Err(JoinRefusal::Full))),
+                -3 => return Ok(JoinStep::Stale(ids(result.next().unwrap_or(Value::Null))?)),
                 s if s < 0 => return Err(malformed("join status")),
                 _ => {}
             }
@@ -483,12 +588,12 @@ fn join_batch_reply(reply: Value, specs: &[JoinSpec<'_>]) -> Result<Vec<JoinRepl
                 .find(|r| r.conn_id == spec.conn_id)
                 .cloned()
                 .ok_or_else(|| malformed("joined registration missing from its room"))?;
-            Ok(Ok(Joined {
+            Ok(JoinStep::Done(Ok(Joined {
                 created: status == 1,
                 registration,
                 snapshot: room.clone(),
                 transitions: transitions(result.next())?,
-            }))
+            })))
         })
         .collect()
 }
@@ -533,33 +638,38 @@ impl PresenceStore for RedisStore {
             specs,
             // The room's key base carries its hash tag.
             |s| self.layout.base(s.room_id),
-            |group| async move {
-                let (keys, args) = self.join_batch_call(&group);
-                let reply = self.call(&self.scripts.join_batch, keys, args).await?;
-                join_batch_reply(reply, &group)
-            },
+            |group| self.join_group(group),
         )
         .await
     }
 
     async fn resume(&self, spec: ResumeSpec<'_>) -> Result<Option<Resumed>, StoreError> {
-        let keys = self.registration_keys(spec.conn_id, spec.room_id);
-        let mut args = self.registration_args(spec.conn_id, spec.room_id, spec.user_id);
-        args.push(spec.epoch.to_string());
-        self.push_owner_args(&mut args, spec.owner, spec.node, spec.state);
-        let mut reply = items(self.call(&self.scripts.resume, keys, args).await?)?.into_iter();
-        if int(&reply.next().ok_or_else(|| malformed("resume reply"))?)? != 1 {
-            return Ok(None);
+        for _ in 0..ROSTER_ATTEMPTS {
+            let keys = self.registration_keys(spec.conn_id, spec.room_id);
+            let mut args = self.registration_args(spec.conn_id, spec.room_id, spec.user_id);
+            args.push(spec.epoch.to_string());
+            self.push_owner_args(&mut args, spec.owner, spec.node, spec.state);
+            let mut reply = items(self.call(&self.scripts.resume, keys, args).await?)?.into_iter();
+            match int(&reply.next().ok_or_else(|| malformed("resume reply"))?)? {
+                1 => {}
+                -3 => {
+                    self.remember(spec.room_id, ids(reply.next().unwrap_or(Value::Null))?);
+                    continue;
+                }
+                _ => return Ok(None),
+            }
+            let state_changed = int(&reply.next().ok_or_else(|| malformed("resume flag"))?)? == 1;
+            let registration = registration(reply.next().ok_or_else(|| malformed("resume hash"))?)?;
+            let room = room_read(reply.next().unwrap_or(Value::Null))?;
+            self.remember(spec.room_id, room.ids);
+            return Ok(Some(Resumed {
+                registration,
+                state_changed,
+                snapshot: room.registrations,
+                transitions: transitions(reply.next())?,
+            }));
         }
-        let state_changed = int(&reply.next().ok_or_else(|| malformed("resume flag"))?)? == 1;
-        let registration = registration(reply.next().ok_or_else(|| malformed("resume hash"))?)?;
-        let snapshot = snapshot(reply.next().unwrap_or(Value::Null))?;
-        Ok(Some(Resumed {
-            registration,
-            state_changed,
-            snapshot,
-            transitions: transitions(reply.next())?,
-        }))
+        Err(contended())
     }
 
     async fn heartbeat(&self, specs: &[TouchSpec<'_>]) -> Result<Vec<Touch>, StoreError> {
@@ -609,12 +719,12 @@ impl PresenceStore for RedisStore {
             self.conn_key(spec.room_id, spec.conn_id),
             self.room_key(spec.room_id),
             self.seen_key(spec.room_id),
+            self.users_key(spec.room_id),
         ];
         let args = vec![
             spec.owner.to_owned(),
             spec.room_id.to_owned(),
             spec.epoch.map(|e| e.to_string()).unwrap_or_default(),
-            self.layout.base(spec.room_id),
         ];
         let mut reply = items(self.call(&self.scripts.remove, keys, args).await?)?.into_iter();
         if int(&reply.next().ok_or_else(|| malformed("remove reply"))?)? != 1 {
@@ -628,14 +738,23 @@ impl PresenceStore for RedisStore {
     }
 
     async fn snapshot(&self, room_id: &str) -> Result<Vec<Registration>, StoreError> {
-        let reply = self
-            .call(
-                &self.scripts.snapshot,
-                vec![self.room_key(room_id), self.seen_key(room_id)],
-                vec![self.layout.base(room_id), room_id.to_owned()],
-            )
-            .await?;
-        snapshot(reply)
+        for _ in 0..ROSTER_ATTEMPTS {
+            let mut keys = vec![self.room_key(room_id), self.seen_key(room_id)];
+            self.push_member_keys(room_id, &mut keys);
+            let args = vec![self.layout.base(room_id), room_id.to_owned()];
+            let mut reply =
+                items(self.call(&self.scripts.snapshot, keys, args).await?)?.into_iter();
+            let status = int(&reply.next().ok_or_else(|| malformed("snapshot reply"))?)?;
+            let rest = reply.next().unwrap_or(Value::Null);
+            if status == -3 {
+                self.remember(room_id, ids(rest)?);
+                continue;
+            }
+            let room = room_read(rest)?;
+            self.remember(room_id, room.ids);
+            return Ok(room.registrations);
+        }
+        Err(contended())
     }
 
     async fn reap(&self, lookback_ms: u64, limit: usize) -> Result<Vec<Reaped>, StoreError> {
@@ -665,15 +784,36 @@ impl RedisStore {
         lookback_ms: u64,
         limit: usize,
     ) -> Result<Vec<Reaped>, StoreError> {
-        let args = vec![
-            base.to_owned(),
+        let seen = format!("{base}seen");
+        let window = [
             self.ttl_ms.clone(),
             lookback_ms.to_string(),
             limit.to_string(),
         ];
-        let reply = self
-            .call(&self.scripts.reap, vec![format!("{base}seen")], args)
-            .await?;
+        let candidates = ids(self
+            .call(
+                &self.scripts.reap_candidates,
+                vec![seen.clone()],
+                window.to_vec(),
+            )
+            .await?)?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut keys = vec![seen];
+        for entry in &candidates {
+            // '<id> <room> <user>'; a malformed entry needs no keys (reap.lua drops it).
+            if let [id, room, _user] = entry.splitn(3, ' ').collect::<Vec<_>>()[..] {
+                keys.extend([
+                    self.conn_key(room, id),
+                    self.room_key(room),
+                    self.users_key(room),
+                ]);
+            }
+        }
+        let mut args = vec![base.to_owned()];
+        args.extend(window);
+        let reply = self.call(&self.scripts.reap, keys, args).await?;
         items(reply)?
             .into_iter()
             .map(|item| {

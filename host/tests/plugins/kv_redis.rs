@@ -182,6 +182,7 @@ struct Place {
 async fn kv_quota_on_redis_holds_under_concurrent_writes() {
     init_tracing();
     let redis = std::sync::Arc::new(Redis::start());
+    let mut monitor = crate::procs::monitor::Monitor::start(&redis);
     let pool = connect(&redis.url()).await;
     let lister = redis.clone();
     let place = Place {
@@ -198,6 +199,10 @@ async fn kv_quota_on_redis_holds_under_concurrent_writes() {
         }),
     };
     quota_holds(place).await;
+    // Every key the write script touched was one it declared.
+    let (undeclared, checked) = monitor.undeclared();
+    assert!(checked > 0, "MONITOR saw no script command");
+    assert!(undeclared.is_empty(), "undeclared keys: {undeclared:#?}");
 }
 
 /// The same on a Redis Cluster (3 masters, 3 replicas), where the plugin's keys and its
@@ -306,5 +311,95 @@ async fn quota_holds(place: Place) {
         "accounting matches the data"
     );
     assert_eq!(totals.get("keys").copied(), Some(keys));
+    plugins.shutdown();
+}
+
+/// A key that expired stops counting against the quota, on a single Redis (under
+/// `MONITOR`: the sweep touches only the keys the write declares) and on a cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_expired_keys_free_their_quota_on_redis() {
+    init_tracing();
+    let redis = Redis::start();
+    let mut monitor = crate::procs::monitor::Monitor::start(&redis);
+    let pool = connect(&redis.url()).await;
+    let kv = KvBackend::redis(pool.clone(), "rtm:");
+    expiry_frees_quota(
+        &pool,
+        kv,
+        "rtm:plugin:x:kv-a:",
+        "rtm:plugin-usage:x:kv-a:totals",
+    )
+    .await;
+    let (undeclared, checked) = monitor.undeclared();
+    assert!(checked > 0, "MONITOR saw no script command");
+    assert!(undeclared.is_empty(), "undeclared keys: {undeclared:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_expired_keys_free_their_quota_on_a_redis_cluster() {
+    init_tracing();
+    let cluster = crate::procs::RedisCluster::start();
+    let pool = connect(&cluster.url()).await;
+    let kv = KvBackend::redis_tagged(pool.clone(), "rtm:");
+    expiry_frees_quota(
+        &pool,
+        kv,
+        "rtm:plugin:{x:kv-a}:",
+        "rtm:plugin-usage:{x:kv-a}:totals",
+    )
+    .await;
+    cluster.assert_ours();
+}
+
+async fn expiry_frees_quota(pool: &Pool, kv: KvBackend, data: &str, totals: &str) {
+    let g = guests();
+    let dir = scratch_dir("kv-expiry");
+    std::fs::copy(&g.kv_a, dir.join("kv-a.wasm")).expect("copy");
+    let mut cfg = config(&dir);
+    cfg.kv_max_keys = 1;
+    let host = std::sync::Arc::new(RecordingHost::default());
+    let plugins = Plugins::start(cfg, host, kv, "x").await.expect("start");
+    let put = |key: &str, ttl: Option<u64>| {
+        call(
+            "s",
+            None,
+            "kva:put",
+            json!({"key": key, "value": "v", "ttlMs": ttl}),
+        )
+    };
+    plugins
+        .dispatch(put("brief", Some(3_000)))
+        .await
+        .expect("the one key");
+    let err = plugins
+        .dispatch(put("second", None))
+        .await
+        .expect_err("a second key while the first lives");
+    assert!(
+        matches!(&err, DispatchError::PluginError { code, .. } if code == "quota_exceeded"),
+        "{err:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pool
+        .exists::<u64, _>(format!("{data}brief"))
+        .await
+        .expect("exists")
+        == 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    plugins
+        .dispatch(put("second", None))
+        .await
+        .expect("the expired key no longer counts");
+    let usage: std::collections::HashMap<String, u64> =
+        pool.next().hgetall(totals).await.expect("totals");
+    assert_eq!(usage.get("keys").copied(), Some(1), "{usage:?}");
+    let (bytes, keys) = real_usage(pool, data, &[format!("{data}second")]).await;
+    assert_eq!((usage.get("bytes").copied(), keys), (Some(bytes), 1));
     plugins.shutdown();
 }

@@ -22,13 +22,22 @@ local function uncount(key)
   end
 end
 
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', now)) do
-  if redis.call('EXISTS', key) == 0 then uncount(key) end
-  redis.call('ZREM', exp, key)
+-- The expiry zset is exact (every write of a key with a TTL records it, every other
+-- write of the key removes it), so an entry due before now is a key Redis has expired:
+-- uncounted from the zset alone, without touching the key (a script may only touch the
+-- keys it declares).
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', exp, '-inf', '(' .. now)) do
+  if key ~= data then
+    uncount(key)
+    redis.call('ZREM', exp, key)
+  end
 end
 
 local exists = redis.call('EXISTS', data) == 1
-if not exists then uncount(data) end
+if not exists then
+  uncount(data)
+  redis.call('ZREM', exp, data)
+end
 local old = tonumber(redis.call('HGET', sizes, data) or '0')
 local bytes = tonumber(redis.call('HGET', totals, 'bytes') or '0')
 local keys = tonumber(redis.call('HGET', totals, 'keys') or '0')

@@ -7,6 +7,8 @@
 //!   `shared-list` (last 3 kept), sets field `value` of hash `shared-hash`, and
 //!   increments `counter`; ack `{}`.
 //! - `<p>:get`: ack `{value, list, hash, counter}` read back from those keys.
+//! - `<p>:put {key, value, ttlMs?}`: stores `value` at `key` (expiring after `ttlMs`
+//!   when given); ack `{}`. For quota and expiry tests.
 
 use rtm_guest::{Ctx, Error, Manifest, Plugin, Reply, kv};
 use serde::Deserialize;
@@ -28,6 +30,14 @@ struct Set {
     value: String,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Put {
+    key: String,
+    value: String,
+    ttl_ms: Option<u64>,
+}
+
 fn prefix() -> String {
     NAME.replace('-', "")
 }
@@ -46,6 +56,15 @@ impl Plugin for KvProbe {
                 kv::list_push(LIST_KEY, &req.value, Some(3))?;
                 kv::hash_set(HASH_KEY, "value", &req.value)?;
                 kv::incr("counter", 1)?;
+                Reply::json(&serde_json::json!({}))
+            }
+            "put" => {
+                let req: Put = ctx.payload()?;
+                kv::set(
+                    &req.key,
+                    &req.value,
+                    req.ttl_ms.map(std::time::Duration::from_millis),
+                )?;
                 Reply::json(&serde_json::json!({}))
             }
             "get" => {

@@ -16,7 +16,9 @@
  *    through the other;
  * 3. the Server API: `POST /api/v1/default/publish` through node A reaches
  *    the room's sockets on node B once; `rooms/<room>/stats` and
- *    `rooms/<room>/presence` agree with the snapshot on both nodes;
+ *    `rooms/<room>/presence` agree with the snapshot on both nodes; a burst of
+ *    2,000 emits through node A arrives on node B once each and in order, and
+ *    node B's `rtm_adapter_messages_total` counts them queued, none dropped;
  * 4. the key layout after the traffic (every key on every master): every key
  *    starts with `prs:`, every presence key carries a hash tag, each room's
  *    registrations, room index, user counts and by-last-seen index share one
@@ -28,7 +30,9 @@
  *    heartbeating every 200 ms) is SIGKILLed: every request answers (ok or
  *    `unavailable`) within its ack timeout, none hangs; acks are ok again
  *    within 15 s of the replica's promotion without restarting rtm; then both
- *    nodes' snapshots agree and hold every member exactly once. A transcript
+ *    nodes' snapshots agree and hold every member exactly once; 200 members
+ *    (100 per node) heartbeat and chat meanwhile, and node A SIGKILLed
+ *    afterwards has each of its members expired exactly once on node B. A transcript
  *    (kill, first `unavailable`, promotion, first ok again) is printed;
  * 7. a restarted cluster node: a replica killed and restarted; the master
  *    carrying the Socket.IO adapter's shard channel SIGSTOPped until its
@@ -431,6 +435,48 @@ describe('redis cluster: two nodes on one cluster (presence, chat plugin, Server
   );
 
   it(
+    'a burst of 2,000 cross-node emits (20 Server API batches of 100 at once through node A) reaches a socket on node B, each once and in order, and node B counts every one queued, none dropped',
+    TEST_TIMEOUT,
+    h.wrap(async () => {
+      const room = uid('burst');
+      const sub = await member(nodeB, 'burst-sub');
+      const log = listen(sub, EVENT);
+      await sub.join(room, 'u-burst');
+      const metrics = async () => getText(`${nodeB.url}/metrics`);
+      const before = await metrics();
+      const outcome = (text, o) => metricSum(text, 'rtm_adapter_messages_total', { outcome: o });
+      const BATCHES = 20;
+      const PER_BATCH = 100;
+      const replies = await Promise.all(
+        Array.from({ length: BATCHES }, (_, b) =>
+          apiRequest(nodeA, '/api/v1/default/batch', {
+            key: API_KEY,
+            body: { items: Array.from({ length: PER_BATCH }, (_, i) => ({ method: 'publish', params: { room, event: EVENT, data: { burst: room, b, i } } })) },
+          }),
+        ),
+      );
+      for (const r of replies) assert.equal(r.status, 200, `batch: ${r.status} ${r.text}`);
+      const got = await log.waitForCount({ burst: room }, BATCHES * PER_BATCH, DELIVERY_TIMEOUT_MS * 3);
+      // Each batch's items are published in order; batches run concurrently.
+      for (let b = 0; b < BATCHES; b++) {
+        const seq = got.filter((e) => e.b === b).map((e) => e.i);
+        assert.deepEqual(seq, Array.from({ length: PER_BATCH }, (_, i) => i), `batch ${b} arrived once each, in order`);
+      }
+      const marker = uid('burst-marker');
+      const m = await apiRequest(nodeA, '/api/v1/default/publish', { key: API_KEY, body: { room, event: EVENT, data: { marker } } });
+      assert.equal(m.status, 200, m.text);
+      await log.waitFor({ marker }, BARRIER_TIMEOUT_MS);
+      log.assertCount({ burst: room }, BATCHES * PER_BATCH, 'no late duplicate');
+      const after = await metrics();
+      const queued = outcome(after, 'queued') - outcome(before, 'queued');
+      assert.ok(queued >= BATCHES * PER_BATCH, `node B queued ${queued} adapter messages for ${BATCHES * PER_BATCH} emits: ${show(after.split('\n').filter((l) => l.startsWith('rtm_adapter')))}`);
+      for (const o of ['dropped_full', 'dropped_lagged']) {
+        assert.equal(outcome(after, o), outcome(before, o), `node B dropped nothing (${o})`);
+      }
+    }),
+  );
+
+  it(
     'key layout: every key starts with prs:, every presence key has a hash tag, a room\'s conn/room/users/seen keys share one slot, a plugin\'s kv keys the slot of its {tenant:plugin} tag',
     TEST_TIMEOUT,
     h.wrap(async () => {
@@ -563,8 +609,11 @@ describe('redis cluster: two tenants on two nodes', () => {
 
 describe('redis cluster: failover of the master owning a busy room', () => {
   const h = new Harness();
-  const CLIENTS = 50;
+  const CLIENTS = 200;
   const HEARTBEAT_MS = 200;
+  /** Each member also chats in a room of CHAT_GROUP members, one message per CHAT_MS. */
+  const CHAT_GROUP = 10;
+  const CHAT_MS = 2_000;
   /** Ack deadline of each heartbeat: far above REDIS_TIMEOUT_MS; a request past it hangs. */
   const HEARTBEAT_ACK_MS = 10_000;
   /** The failover contract: acks are ok again this soon after the promotion. */
@@ -573,16 +622,19 @@ describe('redis cluster: failover of the master owning a busy room', () => {
   let nodeA;
   let nodeB;
   before(async () => {
+    assertGuests(['chat-v1.wasm']);
+    const dir = keep(makePluginsDir({ 'chat.wasm': 'chat-v1.wasm' }));
     cluster = await h.startRedisCluster();
     // A TTL far above the gap: a member must survive the failover without re-joining.
-    nodeA = await startClusterHost(h, cluster, 'node-a', SLOW_ENV);
-    nodeB = await startClusterHost(h, cluster, 'node-b', SLOW_ENV);
+    const env = { ...SLOW_ENV, PLUGINS_DIR: dir, PLUGIN_CACHE_DIR: CACHE_DIR };
+    nodeA = await startClusterHost(h, cluster, 'node-a', env);
+    nodeB = await startClusterHost(h, cluster, 'node-b', env);
   });
   after(() => h.stop());
   afterEach(() => h.closeClients());
 
   it(
-    'SIGKILL of the master: requests answer ok or unavailable within their ack timeout, acks are ok again within 15 s of the promotion, and both nodes\' snapshots hold every member exactly once',
+    'SIGKILL of the master under 200 members heartbeating and chatting: requests answer (ok or unavailable) within their ack timeout, acks are ok again within 15 s of the promotion, both nodes\' snapshots hold every member exactly once, and a node SIGKILLed afterwards has each of its members expired exactly once on the other',
     TEST_TIMEOUT,
     h.wrap(async () => {
       const busy = uid('busy');
@@ -591,15 +643,39 @@ describe('redis cluster: failover of the master owning a busy room', () => {
         const node = i % 2 === 0 ? nodeA : nodeB;
         const client = await h.connect(node, { label: `m${i}` });
         const { self } = await client.join(busy, `user${i}`, { state: { i } });
-        members.push({ client, connId: self.connId, userId: `user${i}`, inflight: false });
+        const chatRoom = `${busy}-chat${Math.floor(i / CHAT_GROUP)}`;
+        await client.join(chatRoom, `user${i}`);
+        members.push({ client, connId: self.connId, userId: `user${i}`, inflight: false, chatRoom, chatting: false });
       }
+
+      // Every member chats in its group's room every CHAT_MS, one message at a time.
+      const chats = [];
+      let chatting = true;
+      const chatTimers = members.map((m, i) =>
+        setInterval(() => {
+          if (!chatting || m.chatting) return;
+          m.chatting = true;
+          const sent = Date.now();
+          m.client
+            .request('chat:message', { roomId: m.chatRoom, text: `m${i} at ${sent}` }, HEARTBEAT_ACK_MS)
+            .then(
+              (ack) => chats.push({ m, sent, at: Date.now(), ack }),
+              (err) => chats.push({ m, sent, at: Date.now(), error: err.message }),
+            )
+            .finally(() => {
+              m.chatting = false;
+            });
+        }, CHAT_MS),
+      );
 
       // Every member heartbeats the room every 200 ms, one request at a time, each answer recorded.
       const records = [];
       let load = true;
+      /** Members whose node still runs (the last phase SIGKILLs node A). */
+      let beating = () => true;
       const timers = members.map((m) =>
         setInterval(() => {
-          if (!load || m.inflight) return;
+          if (!load || m.inflight || !beating(m)) return;
           m.inflight = true;
           const sent = Date.now();
           m.client
@@ -638,9 +714,10 @@ describe('redis cluster: failover of the master owning a busy room', () => {
             `answers since the promotion: ${show(records.filter((r) => r.sent >= promoted.at).slice(-5).map((r) => r.ack ?? r.error))})`,
         });
         load = false;
-        await waitUntil(() => members.every((m) => !m.inflight), {
+        chatting = false;
+        await waitUntil(() => members.every((m) => !m.inflight && !m.chatting), {
           timeoutMs: HEARTBEAT_ACK_MS + 5_000,
-          what: 'the last heartbeats to be answered',
+          what: 'the last heartbeats and chat messages to be answered',
         });
 
         // The transcript.
@@ -667,12 +744,17 @@ describe('redis cluster: failover of the master owning a busy room', () => {
             `failover transcript (times from the SIGKILL; slot ${slot} holds ${roomKey.key}; ${CLIENTS} members on 2 nodes heartbeating every ${HEARTBEAT_MS} ms):`,
             ...timeline.map(([t, line]) => `  ${rel(t)}  ${line}`),
             ...(firstUnavailable ? [] : ['  (no unavailable ack: every request in the gap waited and was served)']),
+            `  chat messages: ${chats.length} (${chats.filter((r) => r.ack?.ok).length} ok, ${chats.filter((r) => r.ack && !r.ack.ok).length} refused: ${show([...new Set(chats.filter((r) => r.ack && !r.ack.ok).map((r) => r.ack.error?.code))])}, ${chats.filter((r) => r.error).length} unanswered)`,
             `  requests: ${records.length} in all; in the gap (sent after the kill, answered by the first ok again): ${gap.filter((r) => r.ack?.ok).length} ok, ${gap.filter((r) => r.ack?.error?.code === 'unavailable').length} unavailable, ${gap.filter((r) => r.error).length} unanswered; slowest answer after the kill ${slowest} ms (ack timeout ${HEARTBEAT_ACK_MS} ms)`,
           ].join('\n'),
         );
 
         const hung = records.filter((r) => r.error);
         assert.deepEqual(hung.map((r) => `${who(r)} sent ${rel(r.sent).trim()}: ${r.error}`), [], 'no request hangs past its ack timeout');
+        const hungChats = chats.filter((r) => r.error);
+        assert.deepEqual(hungChats.map((r) => `${who(r)} chat sent ${rel(r.sent).trim()}: ${r.error}`), [], 'no chat message hangs past its ack timeout');
+        for (const r of chats.filter((x) => x.ack && !x.ack.ok)) assert.equal(typeof r.ack.error?.code, 'string', `a refused chat message carries a code: ${show(r.ack)}`);
+        assert.ok(chats.some((r) => r.ack?.ok), 'chat messages were acked');
         const odd = records.filter((r) => r.ack && r.ack.ok !== true && r.ack?.error?.code !== 'unavailable');
         assert.deepEqual(odd.map((r) => r.ack), [], 'every answer is ok or unavailable');
         for (const r of records.filter((x) => x.ack?.ok !== true)) assertError(r.ack, 'unavailable', `${who(r)} heartbeat during the failover`);
@@ -695,9 +777,28 @@ describe('redis cluster: failover of the master owning a busy room', () => {
           views.push(sorted(snap.map((e) => `${e.connId} ${e.userId} ${e.epoch} ${JSON.stringify(e.state)}`)));
         }
         assert.deepEqual(views[0], views[1], 'both nodes read the same room');
+
+        // Node A dies after the failover: node B's reaper expires each of A's members
+        // exactly once (the failover left no duplicate index entry behind), seen by
+        // every member on B, which keeps heartbeating.
+        const onA = members.filter((m) => m.client.host === nodeA);
+        const onB = members.filter((m) => m.client.host === nodeB);
+        beating = (m) => m.client.host === nodeB;
+        load = true;
+        nodeA.signal('SIGKILL');
+        await nodeA.waitExit(10_000).catch(() => {});
+        const aIds = new Set(onA.map((m) => m.connId));
+        const expiredOfA = (e) => e.type === 'expire' && aIds.has(e.connId);
+        for (const m of onB) await m.client.events.waitForCount(expiredOfA, onA.length, SLOW_ENV.PRESENCE_TTL_MS + 60_000);
+        await h.barrier(busy, { nodes: [nodeB], observers: onB.map((m) => m.client) });
+        for (const m of onB) {
+          for (const a of onA) m.client.events.assertCount({ type: 'expire', connId: a.connId }, 1, `${a.client.label} expired once`);
+        }
+        report(`  node-a SIGKILLed after the failover: each of its ${onA.length} members expired exactly once on all ${onB.length} members of node-b`);
       } finally {
         load = false;
-        for (const t of timers) clearInterval(t);
+        chatting = false;
+        for (const t of [...timers, ...chatTimers]) clearInterval(t);
       }
     }),
   );

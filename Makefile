@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_PROGRESS_WHEN = auto
 
-.PHONY: run test setup-run setup-test host guests guests-polyglot lint test-rust test-js test-python-clients test-sdk test-polyglot deps-js
+.PHONY: run test setup-run setup-test host guests guests-polyglot lint test-rust test-js test-python-clients test-sdk test-polyglot deps-js fuzz fuzz-smoke
 
 # Cargo's output folder (CARGO_TARGET_DIR when set): where the host binary the JS
 # suites spawn lands. Guests always build under target/ (scripts/build-guests.sh).
@@ -51,6 +51,7 @@ lint: setup-test
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path guest-sdk/Cargo.toml --all -- --check
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --manifest-path guest-sdk/Cargo.toml --all-targets -- -D warnings
 	$(CARGO) clippy --manifest-path plugins/Cargo.toml --all-targets --target wasm32-wasip2 --target-dir target/wasm-guests -- -D warnings
@@ -87,3 +88,32 @@ test-sdk: host guests deps-js
 	mkdir -p $(CURDIR)/target/sdk-plugins
 	cp $(GUESTS)/chat-v1.wasm $(CURDIR)/target/sdk-plugins/chat.wasm
 	cd rtm-sdk && npm run build && export RTM_HOST_BIN=$(HOST_BIN) RTM_PLUGINS_DIR=$(CURDIR)/target/sdk-plugins && npm test && npm run test:e2e
+
+## Every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (default 60): the committed
+## seeds in fuzz/corpus/<target> plus what the run finds, kept under fuzz/target/corpus.
+## A crash or a hang stops the run with the input in fuzz/artifacts/<target>.
+FUZZ_TARGETS := presence_request manifest tenants_file jwt api_body frames
+FUZZ_SECONDS ?= 60
+# Sanitizer none (the fuzzed code is safe Rust) and the dev profile at opt-level 1
+# (fuzz/Cargo.toml): one instrumented build (~18 min on a fresh 2-core machine, then
+# only rtm-host rebuilds) instead of a release build of wasmtime. RUSTC_BOOTSTRAP:
+# cargo-fuzz's -Z flags on the stable toolchain.
+FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+FUZZ_FLAGS := --sanitizer none --dev
+fuzz:
+	scripts/setup.sh fuzz
+	$(FUZZ) build $(FUZZ_FLAGS)
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/target/corpus/$$t && \
+	  ( $(FUZZ) run $(FUZZ_FLAGS) $$t target/corpus/$$t corpus/$$t -- \
+	      -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 ) \
+	  || exit 1; \
+	done
+
+## The same for a few seconds per target: a parser regression fails it, with the crash
+## input under fuzz/artifacts/. (Not yet part of `make test`: its instrumented build of
+## wasmtime costs ~18 min on a fresh 2-core machine; the committed inputs replay in
+## `cargo test`, host/tests/fuzz_corpus.rs.)
+fuzz-smoke: FUZZ_SECONDS = 4
+fuzz-smoke: fuzz
+

@@ -4,6 +4,7 @@
 #   scripts/setup.sh run    # `make run`: cargo and the wasm32-wasip2 target
 #   scripts/setup.sh test   # `make test`: also rustfmt, clippy, node + npm, python3,
 #                           # redis-server, redis-cli (the cluster suites) and chromium (for the SDK's browser tests)
+#   scripts/setup.sh fuzz   # `make fuzz`: cargo-fuzz (pinned, cargo install)
 #
 # Rust targets and components come from rustup. Debian packages are installed with
 # apt-get when this runs as root on a machine that has it; otherwise the script stops
@@ -12,7 +13,8 @@
 set -euo pipefail
 
 mode="${1:-test}"
-case "$mode" in run | test) ;; *) echo "usage: $0 run|test" >&2; exit 2 ;; esac
+CARGO_FUZZ_VERSION=0.13.1
+case "$mode" in run | test | fuzz) ;; *) echo "usage: $0 run|test|fuzz" >&2; exit 2 ;; esac
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
@@ -52,6 +54,15 @@ if [[ "$mode" == test ]]; then
       rustup component add "$component" >&2
     fi
   done
+fi
+if [[ "$mode" == fuzz ]]; then
+  # cargo-fuzz (pinned) for `make fuzz`; built once into ~/.cargo/bin.
+  if ! cargo fuzz --version 2>/dev/null | grep -q "^cargo-fuzz $CARGO_FUZZ_VERSION"; then
+    say "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install)"
+    cargo install --quiet --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION" >&2
+  fi
+fi
+if [[ "$mode" == test ]]; then
   node_major=$(node -p 'process.versions.node.split(".")[0]')
   ((node_major >= 20)) || die "node $(node --version) is too old: the suites need Node.js 20 or newer"
 fi

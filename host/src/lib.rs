@@ -9,6 +9,8 @@ pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod fanout;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod plugin_bridge;

@@ -27,7 +27,7 @@ const MAX_EVENTS: usize = 64;
 
 /// Why a manifest was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(super) enum ManifestError {
+pub(crate) enum ManifestError {
     #[error("plugin name {0:?} is not 1..{MAX_NAME_LEN} chars of [A-Za-z0-9_.-]")]
     BadName(String),
     #[error("plugin version {0:?} is not 1..{MAX_VERSION_LEN} printable chars")]
@@ -48,7 +48,7 @@ pub(super) enum ManifestError {
 
 /// One entry of a manifest's `events`: an exact name or a `prefix:*` pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum EventPattern {
+pub(crate) enum EventPattern {
     Exact(String),
     /// The prefix, including its trailing `:` (`chat:*` is `Prefix("chat:")`).
     Prefix(String),
@@ -73,7 +73,7 @@ pub(super) fn is_valid_event_name(name: &str) -> bool {
 }
 
 impl EventPattern {
-    pub(super) fn parse(raw: &str) -> Result<Self, ManifestError> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, ManifestError> {
         let pattern = match raw.strip_suffix('*') {
             Some(prefix)
                 if prefix.ends_with(':') && prefix.len() > 1 && is_valid_event_name(prefix) =>
@@ -97,7 +97,7 @@ impl EventPattern {
         Ok(pattern)
     }
 
-    pub(super) fn matches(&self, event: &str) -> bool {
+    pub(crate) fn matches(&self, event: &str) -> bool {
         match self {
             EventPattern::Exact(name) => name == event,
             EventPattern::Prefix(prefix) => event.starts_with(prefix.as_str()),
@@ -117,7 +117,7 @@ impl EventPattern {
     }
 
     /// The pattern as written in the manifest (`chat:message`, `chat:*`).
-    pub(super) fn to_manifest_string(&self) -> String {
+    pub(crate) fn to_manifest_string(&self) -> String {
         match self {
             EventPattern::Exact(name) => name.clone(),
             EventPattern::Prefix(prefix) => format!("{prefix}*"),
@@ -127,7 +127,7 @@ impl EventPattern {
 
 /// Hooks a plugin asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct HookSet {
+pub(crate) struct HookSet {
     pub connect: bool,
     pub disconnect: bool,
     pub presence: bool,
@@ -148,7 +148,7 @@ impl HookSet {
 
 /// A manifest the host accepted.
 #[derive(Debug, Clone)]
-pub(super) struct Manifest {
+pub(crate) struct Manifest {
     pub name: String,
     pub version: String,
     pub events: Vec<EventPattern>,
@@ -156,7 +156,7 @@ pub(super) struct Manifest {
 }
 
 impl Manifest {
-    pub(super) fn validate(
+    pub(crate) fn validate(
         name: &str,
         version: &str,
         events: &[String],

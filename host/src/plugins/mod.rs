@@ -18,7 +18,7 @@ mod instance;
 mod kv;
 mod limits;
 mod loaded;
-mod manifest;
+pub(crate) mod manifest;
 mod metrics;
 mod pool;
 mod quarantine;

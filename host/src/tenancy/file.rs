@@ -237,7 +237,7 @@ pub fn load(path: &Path, base: &Base<'_>) -> Result<Vec<TenantConfig>, FileError
     })
 }
 
-enum Refusal {
+pub(crate) enum Refusal {
     Parse(String),
     Invalid(String),
 }
@@ -247,7 +247,8 @@ fn invalid(msg: String) -> Refusal {
 }
 
 /// Parses `text`; relative plugin folders are resolved against `dir` (the file's own).
-fn parse(text: &str, dir: &Path, base: &Base<'_>) -> Result<Vec<TenantConfig>, Refusal> {
+/// Parses and validates a tenants file's `text`; relative key files are under `dir`.
+pub(crate) fn parse(text: &str, dir: &Path, base: &Base<'_>) -> Result<Vec<TenantConfig>, Refusal> {
     let doc: Doc = toml::from_str(text)
         .map_err(|e| Refusal::Parse(e.to_string().lines().collect::<Vec<_>>().join(" ")))?;
     if doc.tenant.is_empty() {

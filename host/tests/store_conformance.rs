@@ -58,6 +58,27 @@ fn touch<'a>(conn: &'a str, owner: &'a str) -> TouchSpec<'a> {
     }
 }
 
+/// A store on the private Redis at `url`, on `layout`, called directly.
+async fn direct_store(url: &str, layout: Layout, ttl_ms: u64) -> Arc<RedisStore> {
+    let backend = RedisBackend::connect(url, Duration::from_secs(5), 2, true)
+        .await
+        .expect("connect to the private redis-server");
+    Arc::new(
+        RedisStore::with_layout(backend.pool.clone(), layout, ttl_ms)
+            .await
+            .expect("RedisStore loads its scripts"),
+    )
+}
+
+/// The same behind the heartbeat and join coalescer the server uses.
+async fn batched_store(url: &str, layout: Layout, ttl_ms: u64) -> Arc<dyn PresenceStore> {
+    let cfg = BatchConfig {
+        lanes: 2,
+        window: Duration::from_millis(1),
+    };
+    Arc::new(Batcher::new(direct_store(url, layout, ttl_ms).await, cfg))
+}
+
 /// The store a Redis Cluster node gets: tagged layout, behind the batcher.
 async fn cluster_store(cluster: &support::RedisCluster, ttl_ms: u64) -> Arc<dyn PresenceStore> {
     let backend = RedisBackend::connect(&cluster.url(), Duration::from_secs(5), 2, true)
@@ -113,23 +134,7 @@ macro_rules! conformance {
             async fn redis_declared_keys() {
                 let server = support::Redis::start();
                 let mut monitor = support::monitor::Monitor::start(&server);
-                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2, true)
-                    .await
-                    .expect("connect to the private redis-server");
-                let inner = Arc::new(
-                    RedisStore::with_layout(
-                        backend.pool.clone(),
-                        Layout::tagged("prs:", "t"),
-                        $ttl,
-                    )
-                    .await
-                    .expect("RedisStore loads its scripts"),
-                );
-                let cfg = BatchConfig {
-                    lanes: 2,
-                    window: Duration::from_millis(1),
-                };
-                let store: Arc<dyn PresenceStore> = Arc::new(Batcher::new(inner, cfg));
+                let store = batched_store(&server.url(), Layout::tagged("prs:", "t"), $ttl).await;
                 ($body)(store).await;
                 let (undeclared, checked) = monitor.undeclared();
                 assert!(checked > 0, "MONITOR saw no script command");
@@ -149,19 +154,7 @@ macro_rules! conformance {
             #[tokio::test]
             async fn redis_batched() {
                 let server = support::Redis::start();
-                let backend = RedisBackend::connect(&server.url(), Duration::from_secs(5), 2, true)
-                    .await
-                    .expect("connect to the private redis-server");
-                let inner = Arc::new(
-                    RedisStore::new(backend.pool.clone(), "prs:", $ttl)
-                        .await
-                        .expect("RedisStore loads its scripts"),
-                );
-                let cfg = BatchConfig {
-                    lanes: 2,
-                    window: Duration::from_millis(1),
-                };
-                let store: Arc<dyn PresenceStore> = Arc::new(Batcher::new(inner, cfg));
+                let store = batched_store(&server.url(), Layout::flat("prs:"), $ttl).await;
                 ($body)(store).await;
                 server.assert_ours();
             }
@@ -928,23 +921,12 @@ async fn rosters_catch_up(a: Arc<dyn PresenceStore>, b: Arc<dyn PresenceStore>) 
     assert_eq!(resumed.snapshot.len(), 5);
 }
 
-async fn redis_store(url: &str, layout: Layout) -> Arc<dyn PresenceStore> {
-    let backend = RedisBackend::connect(url, Duration::from_secs(5), 2, true)
-        .await
-        .expect("connect to the private redis");
-    Arc::new(
-        RedisStore::with_layout(backend.pool.clone(), layout, TTL_MS)
-            .await
-            .expect("RedisStore loads its scripts"),
-    )
-}
-
 #[tokio::test]
 async fn rosters_of_two_nodes_catch_up_on_redis() {
     let server = support::Redis::start();
     let mut monitor = support::monitor::Monitor::start(&server);
-    let a = redis_store(&server.url(), Layout::flat("prs:")).await;
-    let b = redis_store(&server.url(), Layout::flat("prs:")).await;
+    let a = direct_store(&server.url(), Layout::flat("prs:"), TTL_MS).await;
+    let b = direct_store(&server.url(), Layout::flat("prs:"), TTL_MS).await;
     rosters_catch_up(a, b).await;
     let (undeclared, checked) = monitor.undeclared();
     assert!(checked > 0, "MONITOR saw no script command");

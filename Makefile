@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_PROGRESS_WHEN = auto
 
-.PHONY: run test setup-run setup-test host guests guests-polyglot lint test-rust test-js test-python-clients test-sdk test-polyglot deps-js fuzz fuzz-smoke
+.PHONY: run test test-long soak-short setup-run setup-test host guests guests-polyglot lint test-rust test-js test-python-clients test-sdk test-polyglot deps-js fuzz fuzz-smoke
 
 # Cargo's output folder (CARGO_TARGET_DIR when set): where the host binary the JS
 # suites spawn lands. Guests always build under target/ (scripts/build-guests.sh).
@@ -27,6 +27,14 @@ guests: setup-run
 ## Every test: formatting, lints, Rust (unit, store conformance, plugin runtime, real
 ## clients), the socket.io-client suites, JS/Python guests, and the TypeScript SDK.
 test: setup-test lint test-rust test-js test-python-clients test-polyglot test-sdk
+
+## `make test`, then the 2-minute chaos soak (three nodes, one Redis, a node killed,
+## Redis paused and restarted, a node cut off from Redis: benchmark/README.md, "Soak")
+## and the fuzz smoke (fuzz/: one instrumented build, a few seconds per target).
+test-long: test soak-short fuzz-smoke
+
+soak-short: host guests
+	$(CARGO_OUT)/debug/rtm-bench soak --duration 2m --host-bin $(HOST_BIN) --chat-plugin $(GUESTS)/chat-v1.wasm
 
 ## What the two commands need (rustup target/components, apt packages as root), or one
 ## line naming what is missing: scripts/setup.sh.

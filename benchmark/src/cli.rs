@@ -31,6 +31,10 @@ pub enum Scenario {
     /// ways, a window each: `chat:message` through the chat plugin, and publishes
     /// through the Server API.
     Fanout,
+    /// Three nodes on one Redis, members chatting and heartbeating for --duration
+    /// (default 10 min) while nodes are killed, Redis is paused and restarted and a node
+    /// is cut off from Redis; prints every invariant's checks and violations.
+    Soak,
 }
 
 impl Scenario {
@@ -42,6 +46,7 @@ impl Scenario {
             Scenario::Storm => "storm",
             Scenario::Reload => "reload",
             Scenario::Fanout => "fanout",
+            Scenario::Soak => "soak",
         }
     }
 
@@ -538,7 +543,9 @@ impl Args {
         match self.scenario {
             Scenario::Presence => self.heartbeats_per_sec,
             Scenario::Chat | Scenario::Reload | Scenario::Fanout => self.messages_per_sec,
-            Scenario::Connections | Scenario::Storm => f64::from(self.connection_count()),
+            Scenario::Connections | Scenario::Storm | Scenario::Soak => {
+                f64::from(self.connection_count())
+            }
         }
     }
 

@@ -8,7 +8,8 @@
 //! table and the JSON; [`run`] ties it together, [`sweep`] searches for the highest
 //! sustained level; [`tenants`] points clients at a multi-tenant host's namespaces with
 //! HS256 tokens; [`server_api`] publishes through the host's Server API;
-//! [`redis_cluster`] starts a private Redis Cluster for a target to run on.
+//! [`redis_cluster`] starts a private Redis Cluster for a target to run on; [`soak`]
+//! runs three nodes under faults and checks the invariants.
 
 pub mod cli;
 pub mod client;
@@ -26,6 +27,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod server_api;
+pub mod soak;
 pub mod source_addr;
 pub mod spawn;
 pub mod sweep;

@@ -2,11 +2,22 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use rtm_bench::cli::Args;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use rtm_bench::cli::{Args, Scenario};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    // The soak's own default length: a 10 s soak would not fit its fault schedule.
+    if args.scenario == Scenario::Soak
+        && matches.value_source("duration") == Some(ValueSource::DefaultValue)
+    {
+        args.duration = rtm_bench::soak::DEFAULT_DURATION;
+    }
     if let Err(msg) = args.validate() {
         eprintln!("rtm-bench: {msg}");
         return ExitCode::from(2);

@@ -28,6 +28,14 @@ fn harness_info(args: &Args, fd_limit: u64) -> Value {
 }
 
 pub async fn run(args: Args, fd_limit: u64) -> anyhow::Result<()> {
+    if args.scenario == Scenario::Soak {
+        return match crate::soak::run(&args).await? {
+            true => Ok(()),
+            false => Err(anyhow::anyhow!(
+                "soak: invariants violated (see the report)"
+            )),
+        };
+    }
     let needed = u64::from(args.connection_count());
     if needed + 64 > fd_limit && !args.quiet {
         eprintln!(

@@ -57,6 +57,18 @@ impl Spawned {
     pub fn exited(&mut self) -> bool {
         !matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// SIGKILL, and wait until it is gone (a crash, as far as its peers can tell).
+    pub async fn kill9(&mut self) -> std::io::Result<()> {
+        self.child.kill().await
+    }
+
+    /// Sends `signal` (SIGSTOP / SIGCONT to freeze and thaw it).
+    pub fn signal(&self, signal: rustix::process::Signal) -> std::io::Result<()> {
+        let pid = rustix::process::Pid::from_raw(self.pid as i32)
+            .ok_or_else(|| std::io::Error::other("no pid"))?;
+        rustix::process::kill_process(pid, signal).map_err(std::io::Error::from)
+    }
 }
 
 impl Drop for Spawned {
@@ -120,8 +132,12 @@ pub struct HostSpec {
     pub bin: PathBuf,
     pub redis_url: Option<String>,
     pub plugins_dir: Option<PathBuf>,
-    /// Extra `KEY=VALUE` settings (e.g. `RUST_LOG=warn`).
+    /// Extra `KEY=VALUE` settings (e.g. `RUST_LOG=warn`; `PORT` and `BIND_ADDR` here
+    /// override the free port on 127.0.0.1).
     pub env: Vec<(String, String)>,
+    /// A network namespace to run it in (`ip netns exec`, which execs: the pid is the
+    /// host's own).
+    pub netns: Option<String>,
 }
 
 /// What a spawned server inherits from the harness's shell; everything else (a
@@ -155,7 +171,14 @@ pub async fn host(
     name: &str,
 ) -> Result<(Spawned, String), SpawnError> {
     let (log, file) = log_file(logs, name)?;
-    let mut cmd = Command::new(&spec.bin);
+    let mut cmd = match &spec.netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns.as_str()]).arg(&spec.bin);
+            cmd
+        }
+        None => Command::new(&spec.bin),
+    };
     clean_env(&mut cmd);
     cmd.env("PORT", "0").env("BIND_ADDR", "127.0.0.1");
     if let Some(url) = &spec.redis_url {
@@ -240,7 +263,7 @@ pub async fn redis_with(
 ) -> Result<(Spawned, u16), SpawnError> {
     let mut last = None;
     for _ in 0..20 {
-        match redis_once(bin, logs, name, extra).await? {
+        match redis_once(bin, logs, name, free_port()?, extra).await? {
             Ok(started) => return Ok(started),
             Err(lost) => last = Some(lost),
         }
@@ -251,16 +274,31 @@ pub async fn redis_with(
     }))
 }
 
-/// One attempt: `Ok(Err(_))` when the port was taken (retry), `Err` when Redis cannot
-/// start at all.
+/// Starts Redis again on the `port` it had (its clients reconnect to the same address):
+/// fails if that port is no longer ours to take.
+pub async fn redis_on(
+    bin: &str,
+    logs: &Path,
+    name: &str,
+    port: u16,
+    extra: RedisArgs<'_>,
+) -> Result<Spawned, SpawnError> {
+    match redis_once(bin, logs, name, port, extra).await? {
+        Ok((guard, _)) => Ok(guard),
+        Err(lost) => Err(lost),
+    }
+}
+
+/// One attempt on `port`: `Ok(Err(_))` when the port was taken (retry), `Err` when
+/// Redis cannot start at all.
 async fn redis_once(
     bin: &str,
     logs: &Path,
     name: &str,
+    port: u16,
     extra: RedisArgs<'_>,
 ) -> Result<Result<(Spawned, u16), SpawnError>, SpawnError> {
     let (log, file) = log_file(logs, name)?;
-    let port = free_port()?;
     let what = format!("redis-server on port {port}");
     let mut cmd = Command::new(bin);
     cmd.args(["--port", &port.to_string()])

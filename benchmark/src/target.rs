@@ -351,6 +351,7 @@ async fn start_server(
                 redis_url: redis_url.map(str::to_owned),
                 plugins_dir: plugins_dir.map(Path::to_path_buf),
                 env,
+                netns: None,
             };
             spawn::host(&spec, &ctx.work_dir, &node_name(name, "host", i))
                 .await

@@ -42,7 +42,7 @@ async fn host_with(extra: &[&str]) -> anyhow::Result<String> {
         node,
         listener,
         Duration::from_secs(1),
-        cfg.tcp_nodelay,
+        cfg.conn_limits(),
     ));
     Ok(url)
 }

@@ -1,13 +1,15 @@
 //! The Socket.IO surface: admitting a socket to its tenant (token, connection quota),
-//! which event goes where, and how each result becomes an ack. Handlers are generic over
-//! the adapter so one code path serves the single-node (local adapter) and multi-node
-//! (Redis adapter) builds; [`SocketMount`] serves and closes tenants' namespaces.
+//! admitting each of its events (rate, queue bound), which event goes where, and how
+//! each result becomes an ack. Handlers are generic over the adapter so one code path
+//! serves the single-node (local adapter) and multi-node (Redis adapter) builds;
+//! [`SocketMount`] serves and closes tenants' namespaces.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::future::{self, Either};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter};
@@ -22,7 +24,7 @@ use crate::plugin_bridge::dispatch_ack;
 use crate::plugins::EventCall;
 use crate::presence::error::PresenceError;
 use crate::presence::{Outcome, Presence};
-use crate::serial::Serial;
+use crate::serial::{ReserveError, Serial, Slot};
 use crate::session::Session;
 use crate::tenancy::{Mount, Tenant};
 
@@ -49,6 +51,16 @@ impl Op {
 /// The event a client sends with a fresh token before its current one expires.
 const REFRESH_EVENT: &str = "auth:refresh";
 
+/// Why a client event was refused on arrival: it is answered `rate_limited` at once (the
+/// PROTOCOL.md code for "over a per-socket or per-tenant rate"), never queued, never run.
+#[derive(Debug, thiserror::Error)]
+enum EventRefusal {
+    #[error("over this socket's events_per_second; nothing was done")]
+    OverRate,
+    #[error("{0}; nothing was done")]
+    QueueFull(#[from] ReserveError),
+}
+
 /// Turns an adapter's namespace-initialisation result into a future (the local adapter
 /// has nothing to wait for; the Redis adapter subscribes).
 pub type InitFn<A> = fn(
@@ -59,6 +71,9 @@ pub type InitFn<A> = fn(
 pub struct SocketMount<A: Adapter> {
     pub io: SocketIo<A>,
     pub init: InitFn<A>,
+    /// `SOCKETIO_MAX_QUEUED_EVENTS`: events of one socket that may wait behind the one
+    /// being handled (see [`crate::serial`]).
+    pub max_queued_events: usize,
 }
 
 #[async_trait::async_trait]
@@ -69,7 +84,8 @@ impl<A: Adapter + DefinedAdapter> Mount for SocketMount<A> {
 
     async fn mount(&self, tenant: &Arc<Tenant>) -> anyhow::Result<()> {
         for ns in tenant.namespaces() {
-            (self.init)(register(&self.io, ns, tenant.clone())).await?;
+            let registered = register(&self.io, ns, tenant.clone(), self.max_queued_events);
+            (self.init)(registered).await?;
         }
         Ok(())
     }
@@ -105,12 +121,13 @@ pub fn register<A: Adapter + DefinedAdapter>(
     io: &SocketIo<A>,
     ns: &str,
     tenant: Arc<Tenant>,
+    max_queued_events: usize,
 ) -> A::InitRes {
     let admit = move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
         let tenant = tenant.clone();
         async move {
             let session = admit(&s, auth.ok(), &tenant).await?;
-            on_connect(s, tenant, Arc::new(session));
+            on_connect(s, tenant, Arc::new(session), max_queued_events);
             Ok::<(), Refusal>(())
         }
     };
@@ -147,9 +164,17 @@ fn query_token(query: Option<&str>) -> Option<String> {
 }
 
 /// Registers the handlers of one admitted socket. Every handler only queues its work
-/// on the socket's [`Serial`] queue, so the socket's requests run in arrival order; a
-/// request over the socket's rate is refused in its turn, so acks stay in order too.
-fn on_connect<A: Adapter>(socket: SocketRef<A>, tenant: Arc<Tenant>, session: Arc<Session>) {
+/// on the socket's [`Serial`] queue, so the socket's requests run in arrival order. An
+/// event over the socket's rate or beyond its queue's bound is refused on arrival and
+/// answered at once, possibly ahead of the acks of earlier events still waiting: it does
+/// nothing, so there is nothing to order it against, and answering it in its turn would
+/// keep it in memory for as long as the socket's slowest request.
+fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    tenant: Arc<Tenant>,
+    session: Arc<Session>,
+    max_queued_events: usize,
+) {
     tenant.metrics().sockets.inc();
     // Socket.IO puts every socket in a room of its own, and addressing builds on it:
     // `to_socket` reaches one socket on any node, `except` leaves the sender out.
@@ -161,25 +186,28 @@ fn on_connect<A: Adapter>(socket: SocketRef<A>, tenant: Arc<Tenant>, session: Ar
     if let Some(user) = session.user() {
         socket.join(user_room(&user));
     }
-    let serial = Serial::default();
+    let serial = Serial::new(max_queued_events);
     for op in [Op::Join, Op::Heartbeat, Op::Leave, Op::Snapshot] {
         let (tenant, session, serial) = (tenant.clone(), session.clone(), serial.clone());
         socket.on(
             op.name(),
             move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
                 let started = Instant::now();
-                let allowed = session.allow_event(&tenant.policy().cfg.limits);
+                let slot = match admit_event(&tenant, &session, &serial) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        let sid = s.id.to_string();
+                        refuse(&tenant, &serial, op.name(), &sid, &why, ack, started);
+                        return Either::Right(future::ready(()));
+                    }
+                };
                 // A missing or undecodable payload is treated as `null`: leave and
                 // heartbeat accept that, join and snapshot answer `invalid_payload`.
                 let payload = data.unwrap_or(Value::Null);
                 let job = async move {
-                    if allowed {
-                        presence_request(&tenant, &session, op, &s, payload, ack, started).await;
-                    } else {
-                        rate_limited(&tenant, op.name(), ack, started);
-                    }
+                    presence_request(&tenant, &session, op, &s, payload, ack, started).await;
                 };
-                serial.run(Box::pin(job))
+                Either::Left(slot.run(Box::pin(job)))
             },
         );
     }
@@ -187,12 +215,32 @@ fn on_connect<A: Adapter>(socket: SocketRef<A>, tenant: Arc<Tenant>, session: Ar
         (tenant.clone(), session.clone(), serial.clone());
     socket.on(
         REFRESH_EVENT,
-        move |TryData(data): TryData<Value>, ack: AckSender<A>| {
+        move |s: SocketRef<A>, TryData(data): TryData<Value>, ack: AckSender<A>| {
+            // Not rate limited (a socket must always be able to renew its token), but it
+            // waits in the queue like any event, so it needs a place there.
+            let slot = match refresh_serial.try_reserve() {
+                Ok(slot) => slot,
+                Err(full) => {
+                    let sid = s.id.to_string();
+                    let why = EventRefusal::from(full);
+                    let (tenant, serial) = (&refresh_tenant, &refresh_serial);
+                    refuse(
+                        tenant,
+                        serial,
+                        REFRESH_EVENT,
+                        &sid,
+                        &why,
+                        ack,
+                        Instant::now(),
+                    );
+                    return Either::Right(future::ready(()));
+                }
+            };
             let job = async move {
                 let body = refresh(&refresh_tenant, &refresh_session, data.ok()).await;
                 send_ack(ack, &body, "");
             };
-            refresh_serial.run(Box::pin(job))
+            Either::Left(slot.run(Box::pin(job)))
         },
     );
     let (custom_tenant, custom_session, custom_serial) =
@@ -203,26 +251,36 @@ fn on_connect<A: Adapter>(socket: SocketRef<A>, tenant: Arc<Tenant>, session: Ar
               TryData(data): TryData<Value>,
               ack: AckSender<A>| {
             let started = Instant::now();
-            let allowed = custom_session.allow_event(&custom_tenant.policy().cfg.limits);
-            let payload = data.unwrap_or(Value::Null);
-            let job = async move {
-                if allowed {
-                    let sid = s.id.to_string();
-                    custom_event(
+            let sid = s.id.to_string();
+            let slot = match admit_event(&custom_tenant, &custom_session, &custom_serial) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    refuse(
                         &custom_tenant,
-                        &custom_session,
+                        &custom_serial,
+                        "custom",
                         &sid,
-                        event,
-                        payload,
+                        &why,
                         ack,
                         started,
-                    )
-                    .await;
-                } else {
-                    rate_limited(&custom_tenant, "custom", ack, started);
+                    );
+                    return Either::Right(future::ready(()));
                 }
             };
-            custom_serial.run(Box::pin(job))
+            let payload = data.unwrap_or(Value::Null);
+            let job = async move {
+                custom_event(
+                    &custom_tenant,
+                    &custom_session,
+                    &sid,
+                    event,
+                    payload,
+                    ack,
+                    started,
+                )
+                .await;
+            };
+            Either::Left(slot.run(Box::pin(job)))
         },
     );
     let sid = socket.id.to_string();
@@ -280,17 +338,42 @@ fn error_ack(code: &str, message: &str) -> Value {
     json!({ "ok": false, "error": { "code": code, "message": message } })
 }
 
-fn rate_limited<A: Adapter>(
+/// Admits one client event, in the receive path (so in arrival order): it takes a token
+/// from the socket's rate bucket, then a place in its queue. Both are checked on arrival
+/// so that a refused event costs nothing while the socket's earlier events wait.
+fn admit_event(tenant: &Tenant, session: &Session, serial: &Serial) -> Result<Slot, EventRefusal> {
+    if !session.allow_event(&tenant.policy().cfg.limits) {
+        return Err(EventRefusal::OverRate);
+    }
+    serial.try_reserve().map_err(EventRefusal::from)
+}
+
+/// Answers a refused event at once and counts it in `rtm_requests_total` (code
+/// `rate_limited`). A full queue is also logged, at most once per socket and
+/// [`crate::serial::REFUSAL_REPORT_EVERY`] with the number refused since the last line,
+/// so an operator sees which socket is stuck without a flood reaching the log.
+fn refuse<A: Adapter>(
     tenant: &Tenant,
+    serial: &Serial,
     op: &'static str,
+    sid: &str,
+    why: &EventRefusal,
     ack: AckSender<A>,
     started: Instant,
 ) {
-    let body = error_ack(
-        "rate_limited",
-        "over this socket's events_per_second; nothing was done",
-    );
-    send_ack(ack, &body, "");
+    if let EventRefusal::QueueFull(full) = why
+        && let Some(refused) = serial.note_refusal()
+    {
+        tracing::warn!(
+            tenant = %tenant.id,
+            sid,
+            op,
+            refused,
+            error = %full,
+            "events refused: the socket's queue is full"
+        );
+    }
+    send_ack(ack, &error_ack("rate_limited", &why.to_string()), sid);
     tenant
         .metrics()
         .observe(op, "rate_limited", started.elapsed());

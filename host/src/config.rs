@@ -6,6 +6,16 @@ use std::{net::IpAddr, time::Duration};
 
 use clap::{Parser, error::ContextKind, error::ContextValue};
 
+/// Descriptors kept back from client connections when `HTTP_MAX_CONNECTIONS` is unset:
+/// Redis connections, plugin files and their compiled-code cache, the watcher, logs.
+pub const FD_RESERVE: usize = 256;
+
+/// The soft `RLIMIT_NOFILE` of this process, when it has one.
+fn open_file_limit() -> Option<usize> {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit.current.and_then(|n| usize::try_from(n).ok())
+}
+
 /// `rtm-host`: Socket.IO with native presence and WebAssembly plugins.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "rtm-host", version, about, long_about = None)]
@@ -45,6 +55,29 @@ pub struct Config {
     /// bound costs nothing until it is used.
     #[arg(long, env = "ADAPTER_STREAM_BUFFER", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub adapter_stream_buffer: u64,
+
+    /// How long a connection may take to send a whole HTTP request head, counted from
+    /// when the server starts waiting for one (idle keep-alive time between requests
+    /// included, an upgraded WebSocket excluded). Past it the connection is closed, so a
+    /// peer that connects and sends nothing, or a head a byte at a time, cannot hold a
+    /// descriptor and a task for long. `0`: no limit.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub http_header_timeout_ms: u64,
+
+    /// TCP connections this node holds open at once, upgraded WebSockets included; one
+    /// accepted beyond it is closed at once and counted
+    /// (`rtm_http_connections_total{outcome="refused_full"}`). Unset: the process's
+    /// open-file limit less [`FD_RESERVE`], so the node refuses cleanly before `accept`
+    /// runs out of descriptors that Redis, plugins and the watcher need; `0`: no limit.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<u64>,
+
+    /// What a node does when its adapter subscriber reconnects to Redis (multi-node only):
+    /// emits other nodes published meanwhile never reach this node's sockets. `disconnect`
+    /// closes them once subscribed again, so their clients reconnect and `resume` rather
+    /// than stay on a stream with a silent hole; `keep` leaves them connected.
+    #[arg(long, env = "ADAPTER_GAP_POLICY", value_enum, default_value_t = crate::cluster::GapPolicy::Disconnect)]
+    pub adapter_gap_policy: crate::cluster::GapPolicy,
 
     /// Connections in the Redis command pool.
     #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
@@ -110,6 +143,22 @@ pub struct Config {
     /// broadcast back to it) must fit: 200 chat messages sent back to back queue ~400.
     #[arg(long, env = "SOCKETIO_MAX_BUFFER_PACKETS", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub socketio_max_buffer_packets: u64,
+
+    /// Events of one socket that may wait behind the one being handled (a socket's events
+    /// run one at a time, in arrival order). While a request waits on a slow Redis or a
+    /// slow plugin the client can keep sending; an event beyond this bound is not queued
+    /// but answered `rate_limited` at once and does nothing (counted, and logged at most
+    /// once a second per socket), so one socket's backlog costs bounded memory.
+    #[arg(long, env = "SOCKETIO_MAX_QUEUED_EVENTS", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub socketio_max_queued_events: u64,
+
+    /// Log lines buffered for the thread that writes them to stderr. The host never waits
+    /// on its log output: with a slow or blocked stderr (a full pipe to a log shipper) the
+    /// lines beyond this bound are dropped, and a warning says how many once output flows
+    /// again, instead of async workers stalling in a write. Each buffered line is held in
+    /// memory until written.
+    #[arg(long, env = "LOG_BUFFER_LINES", default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub log_buffer_lines: u64,
 
     /// This node's id in registrations and logs (random when unset).
     #[arg(long, env = "NODE_ID")]
@@ -243,6 +292,21 @@ impl Config {
         Duration::from_millis(self.presence_ttl_ms)
     }
 
+    /// What one accepted connection may cost (`HTTP_HEADER_TIMEOUT_MS`,
+    /// `HTTP_MAX_CONNECTIONS`, `TCP_NODELAY`).
+    pub fn conn_limits(&self) -> crate::connections::ConnLimits {
+        let max = match self.http_max_connections {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => open_file_limit().map_or(0, |n| n.saturating_sub(FD_RESERVE).max(1)),
+        };
+        crate::connections::ConnLimits {
+            header_timeout: (self.http_header_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.http_header_timeout_ms)),
+            max,
+            nodelay: self.tcp_nodelay,
+        }
+    }
+
     /// The worker count `WORKER_THREADS` asks for (0: one per core).
     pub fn worker_count(&self) -> usize {
         match usize::try_from(self.worker_threads) {
@@ -305,8 +369,10 @@ fn exit_invalid(msg: &str) -> ! {
 /// environment of every host they spawn, so a `REDIS_URL` in the shell can never point
 /// a test host at a shared Redis.
 pub fn is_host_setting(key: &str) -> bool {
-    const PREFIXES: [&str; 7] = [
+    const PREFIXES: [&str; 9] = [
         "REDIS_",
+        "HTTP_",
+        "ADAPTER_",
         "PRESENCE_",
         "PLUGIN_",
         "SOCKETIO_",
@@ -314,7 +380,7 @@ pub fn is_host_setting(key: &str) -> bool {
         "AUTH_",
         "WEBHOOK_",
     ];
-    const NAMES: [&str; 11] = [
+    const NAMES: [&str; 12] = [
         "PORT",
         "TCP_NODELAY",
         "WORKER_THREADS",
@@ -324,6 +390,7 @@ pub fn is_host_setting(key: &str) -> bool {
         "PLUGINS_DIR",
         "SHUTDOWN_TIMEOUT_MS",
         "LOG_JSON",
+        "LOG_BUFFER_LINES",
         "TENANTS_FILE",
         "API_KEY",
     ];
@@ -382,6 +449,9 @@ mod tests {
         assert_eq!(cfg.reaper_lookback(), Duration::from_millis(60_000));
         assert_eq!(cfg.presence_max_state_bytes, 4096);
         assert_eq!(cfg.presence_prefix, "prs:");
+        assert_eq!(cfg.socketio_max_queued_events, 256);
+        assert_eq!(cfg.log_buffer_lines, 65_536);
+        assert!(Config::try_parse_from(["rtm-host", "--socketio-max-queued-events", "0"]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use socketioxide::extract::SocketRef;
 use socketioxide::operators::BroadcastOperators;
-use socketioxide::{SocketIo, adapter::Adapter, socket::Sid};
+use socketioxide::{BroadcastError, SocketIo, adapter::Adapter, socket::Sid};
 
 /// An emit that could not be delivered.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,10 @@ pub enum FanoutError {
     BadSocketId(String),
     #[error("broadcast failed: {0}")]
     Broadcast(String),
+    /// Publishing to the other nodes failed (Redis unreachable or too slow); the adapter
+    /// publishes before it delivers locally, so this node's sockets did not get it either.
+    #[error("publishing to the other nodes failed: {0}")]
+    Remote(String),
 }
 
 /// Emitting and room membership, cluster-wide where the adapter is.
@@ -27,6 +31,13 @@ pub trait Fanout: Send + Sync + 'static {
         &self,
         room: &str,
         except: Option<&str>,
+        event: &str,
+        data: &RawValue,
+    ) -> Result<(), FanoutError>;
+    /// Emit to the sockets in `room` on this node only.
+    async fn to_room_local(
+        &self,
+        room: &str,
         event: &str,
         data: &RawValue,
     ) -> Result<(), FanoutError>;
@@ -88,6 +99,46 @@ fn broadcast_err(e: impl std::fmt::Display) -> FanoutError {
     FanoutError::Broadcast(e.to_string())
 }
 
+/// A broadcast to many sockets whose only failures are single sockets' (its queue
+/// towards a slow client is full, `SOCKETIO_MAX_BUFFER_PACKETS`, or it is closing)
+/// reached everyone else: that is the slow socket's loss, not the emit's, so the sender
+/// is not told it failed (a chat message acked `ok`, an API publish answered 200).
+/// Only an adapter or serialization failure fails the emit.
+fn settle_broadcast(result: Result<(), BroadcastError>) -> Result<(), FanoutError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(BroadcastError::Socket(errors)) => {
+            slow_sockets::dropped(errors.len());
+            Ok(())
+        }
+        Err(BroadcastError::Adapter(e)) => Err(FanoutError::Remote(e.to_string())),
+        Err(e) => Err(broadcast_err(e)),
+    }
+}
+
+/// Packets dropped towards slow sockets, reported at most once per interval so a busy
+/// room with one stalled member cannot flood the log.
+mod slow_sockets {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    const EVERY: Duration = Duration::from_secs(5);
+    static PENDING: Mutex<(u64, Option<Instant>)> = Mutex::new((0, None));
+
+    pub(super) fn dropped(n: usize) {
+        let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        pending.0 += n as u64;
+        let due = pending.1.is_none_or(|at| at.elapsed() >= EVERY);
+        if due {
+            tracing::warn!(
+                packets = pending.0,
+                "packets dropped towards sockets whose queue is full (SOCKETIO_MAX_BUFFER_PACKETS) or that are closing; the other recipients got them"
+            );
+            *pending = (0, Some(Instant::now()));
+        }
+    }
+}
+
 /// A tenant's sockets: the namespaces it is served on (one, or `/<id>` and `/` for a
 /// tenant named `default`). Each call looks its namespace up, so a tenant removed from
 /// the node emits to nobody instead of to a stale namespace.
@@ -119,7 +170,7 @@ impl<A: Adapter> NsFanout<A> {
                 Some(except) => op.except(except.clone()),
                 None => op,
             };
-            op.emit(event, data).await.map_err(broadcast_err)?;
+            settle_broadcast(op.emit(event, data).await)?;
         }
         Ok(())
     }
@@ -143,6 +194,18 @@ impl<A: Adapter> Fanout for NsFanout<A> {
         self.emit_room(room, except, event, data).await
     }
 
+    async fn to_room_local(
+        &self,
+        room: &str,
+        event: &str,
+        data: &RawValue,
+    ) -> Result<(), FanoutError> {
+        for ns in self.each() {
+            settle_broadcast(ns.to(room.to_owned()).local().emit(event, data).await)?;
+        }
+        Ok(())
+    }
+
     async fn to_socket(&self, s: &str, event: &str, data: &RawValue) -> Result<(), FanoutError> {
         let private = private_room(s)?;
         for ns in self.each() {
@@ -156,7 +219,7 @@ impl<A: Adapter> Fanout for NsFanout<A> {
 
     async fn to_all(&self, event: &str, data: &RawValue) -> Result<(), FanoutError> {
         for ns in self.each() {
-            ns.emit(event, data).await.map_err(broadcast_err)?;
+            settle_broadcast(ns.emit(event, data).await)?;
         }
         Ok(())
     }

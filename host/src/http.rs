@@ -22,6 +22,8 @@ pub struct HttpState {
     pub admin_token: Option<Arc<Secret>>,
     /// The cross-node adapter's counters (multi-node only).
     pub adapter: Option<crate::cluster::AdapterMetrics>,
+    /// Accepted connections by outcome, and how many are open.
+    pub connections: crate::connections::ConnMetrics,
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -52,6 +54,7 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     if let Some(adapter) = &state.adapter {
         adapter.render(&mut out);
     }
+    state.connections.render(&mut out);
     out.push_str("# EOF\n");
     (
         [(

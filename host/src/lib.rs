@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backend;
 pub mod cluster;
 pub mod config;
+pub mod connections;
 pub mod fanout;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -34,7 +34,7 @@ fn room(id: &str) -> Result<&str, HostError> {
 fn fanout_err(e: FanoutError) -> HostError {
     match e {
         FanoutError::BadSocketId(s) => HostError::Invalid(format!("not a socket id: {s:?}")),
-        FanoutError::Broadcast(m) => HostError::Unavailable(m),
+        FanoutError::Broadcast(m) | FanoutError::Remote(m) => HostError::Unavailable(m),
     }
 }
 

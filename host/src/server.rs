@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::serve::ListenerExt;
 use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
@@ -20,6 +19,7 @@ use crate::app::SocketMount;
 use crate::backend::RedisBackend;
 use crate::cluster::{self, AdapterMetrics, ClusterAdapter};
 use crate::config::Config;
+use crate::connections::{self, ConnLimits, ConnMetrics};
 use crate::http::{self, HttpState};
 use crate::plugins::SharedEngine;
 use crate::presence::batch::{BatchConfig, SharedBatching};
@@ -37,6 +37,8 @@ pub struct Node {
     pub router: Router,
     pub tenants: Arc<Tenants>,
     pub node_id: String,
+    /// The counters [`serve`] keeps and `/metrics` renders.
+    pub connections: ConnMetrics,
     close_sockets: CloseFn,
 }
 
@@ -77,6 +79,8 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             let (layer, io) = builder.build_layer();
             let mount = SocketMount {
                 io: io.clone(),
+                max_queued_events: usize::try_from(cfg.socketio_max_queued_events)
+                    .unwrap_or(crate::serial::DEFAULT_MAX_QUEUED),
                 init: |()| Box::pin(async { Ok(()) }),
             };
             let parts = node_parts(cfg, &node_id, StoreKind::Memory)?;
@@ -93,7 +97,7 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
                 window: Duration::from_micros(cfg.presence_batch_window_us),
             };
             let adapter_metrics = AdapterMetrics::default();
-            let adapter = cluster::adapter(
+            let (adapter, gaps) = cluster::adapter(
                 &redis,
                 &cfg.presence_prefix,
                 timeout.max(Duration::from_secs(2)),
@@ -104,8 +108,15 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             let (layer, io) = builder
                 .with_adapter::<ClusterAdapter<_>>(adapter)
                 .build_layer();
+            tokio::spawn(cluster::close_on_gaps(
+                io.clone(),
+                gaps,
+                cfg.adapter_gap_policy,
+            ));
             let mount = SocketMount {
                 io: io.clone(),
+                max_queued_events: usize::try_from(cfg.socketio_max_queued_events)
+                    .unwrap_or(crate::serial::DEFAULT_MAX_QUEUED),
                 init: |init| {
                     Box::pin(async move { init.await.context("subscribing the cluster adapter") })
                 },
@@ -188,9 +199,11 @@ fn assemble<A: Adapter>(
     node_id: String,
 ) -> Node {
     let (redis, adapter) = backing.map(|b| (b.redis, b.adapter)).unzip();
+    let connections = ConnMetrics::default();
     let router = http::router(HttpState {
         redis,
         adapter,
+        connections: connections.clone(),
         tenants: tenants.clone(),
         admin_token: cfg.admin_token.clone().map(Secret::new).map(Arc::new),
     })
@@ -204,6 +217,7 @@ fn assemble<A: Adapter>(
         router,
         tenants,
         node_id,
+        connections,
         close_sockets: Box::new(move || Box::pin(async move { io.close().await })),
     }
 }
@@ -213,15 +227,16 @@ fn assemble<A: Adapter>(
 /// short (registrations then expire through other nodes' reapers instead of `leave`).
 pub const DRAIN_TIMEOUT_EXIT: i32 = 3;
 
-/// Serves `node` on `listener` until SIGTERM/SIGINT, then drains within `timeout`.
-/// `nodelay` sets `TCP_NODELAY` on every accepted socket (see `Config::tcp_nodelay`).
+/// Serves `node` on `listener` until SIGTERM/SIGINT, then drains within `timeout`;
+/// each connection costs at most what `limits` allow (see [`connections`]).
 pub async fn serve(
     node: Node,
     listener: TcpListener,
     timeout: Duration,
-    nodelay: bool,
+    limits: ConnLimits,
 ) -> anyhow::Result<()> {
     let router = node.router.clone();
+    let metrics = node.connections.clone();
     let graceful = async move {
         shutdown_signal().await;
         tracing::info!("shutdown requested: draining");
@@ -236,15 +251,7 @@ pub async fn serve(
         });
         node.drain().await;
     };
-    let listener = listener.tap_io(move |tcp| {
-        if nodelay && let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(graceful)
-        .await
-        .context("serving HTTP")?;
+    connections::serve(listener, router, limits, metrics, graceful).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -297,7 +304,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         node,
         listener,
         Duration::from_millis(cfg.shutdown_timeout_ms),
-        cfg.tcp_nodelay,
+        cfg.conn_limits(),
     )
     .await
 }

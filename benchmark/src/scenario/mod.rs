@@ -127,6 +127,9 @@ pub async fn run_once(env: &Env, round: u32) -> anyhow::Result<Vec<Measurement>>
         Scenario::Storm => storm::run(env, args.connection_count()).await.map(one),
         Scenario::Reload => reload::run(env).await.map(one),
         Scenario::Fanout => fanout::run(env, round).await,
+        Scenario::Soak => Err(anyhow::anyhow!(
+            "soak starts its own nodes and runs once (crate::soak)"
+        )),
     };
     // Let the server finish tearing the round down before anyone measures it again.
     drive::quiesce(&env.probe, std::time::Duration::from_secs(10)).await;

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::fanout::{Fanout, conn_room, user_room};
+use crate::fanout::{Fanout, FanoutError, conn_room, user_room};
 use error::PresenceError;
 use event::{Cause, EventKind, PresenceEvent};
 use request::{HeartbeatRequest, JoinRequest, Limits, RoomRequest};
@@ -625,12 +625,28 @@ impl Presence {
             if let Some(observer) = self.observer.get() {
                 observer(raw.get());
             }
-            if let Err(e) = self
+            let sent = self
                 .fanout
                 .to_room(&ev.room_id, None, event::EVENT_NAME, &raw)
-                .await
-            {
-                tracing::warn!(room = %ev.room_id, error = %e, "presence event not delivered");
+                .await;
+            match sent {
+                Ok(()) => {}
+                // The change is committed, so this node's sockets get it regardless; a
+                // publish that timed out may still reach the other nodes once Redis
+                // reads it, one that never left is theirs to miss.
+                Err(FanoutError::Remote(e)) => {
+                    tracing::warn!(room = %ev.room_id, error = %e, "presence event delivered on this node only: publishing to the others failed");
+                    let local = self
+                        .fanout
+                        .to_room_local(&ev.room_id, event::EVENT_NAME, &raw)
+                        .await;
+                    if let Err(e) = local {
+                        tracing::warn!(room = %ev.room_id, error = %e, "presence event not delivered");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(room = %ev.room_id, error = %e, "presence event not delivered");
+                }
             }
         }
     }
@@ -647,7 +663,7 @@ fn join_ack(reg: &Registration, snapshot: &[Registration]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fanout::FanoutError;
+
     use error::StoreError;
     use serde_json::value::RawValue;
     use std::sync::atomic::AtomicBool;
@@ -664,6 +680,9 @@ mod tests {
             _: &str,
             _: &RawValue,
         ) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        async fn to_room_local(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
             Ok(())
         }
         async fn to_socket(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {

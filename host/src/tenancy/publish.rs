@@ -53,7 +53,7 @@ impl From<FanoutError> for ActionError {
     fn from(e: FanoutError) -> Self {
         match e {
             FanoutError::BadSocketId(s) => ActionError::Invalid(format!("not a socket id: {s}")),
-            FanoutError::Broadcast(m) => ActionError::Unavailable(m),
+            FanoutError::Broadcast(m) | FanoutError::Remote(m) => ActionError::Unavailable(m),
         }
     }
 }

@@ -116,7 +116,7 @@ const HOST_ENV_KEYS = new Set([
   'TENANTS_FILE',
   'API_KEY',
 ]);
-const HOST_ENV_PREFIXES = ['REDIS_', 'PRESENCE_', 'PLUGIN_', 'PLUGINS_', 'SOCKETIO_', 'TENANT', 'JWT_', 'AUTH_', 'ADMIN_', 'API_', 'WEBHOOK_'];
+const HOST_ENV_PREFIXES = ['REDIS_', 'PRESENCE_', 'PLUGIN_', 'PLUGINS_', 'SOCKETIO_', 'TENANT', 'JWT_', 'AUTH_', 'ADMIN_', 'API_', 'WEBHOOK_', 'HTTP_'];
 
 /** Whether `key` is (or looks like) an rtm host setting. */
 export function isHostConfigKey(key) {

@@ -1,0 +1,232 @@
+//! Accepted TCP connections: what one may cost the node, from the accept to its close.
+//!
+//! `axum::serve` gives hyper no timer, so hyper's header read timeout never fires: a
+//! connection that sends nothing, or a request head one byte a second, holds a task, a
+//! buffer and a file descriptor for as long as its peer likes, and enough of them starve
+//! every honest client of descriptors. Here each connection is served by hyper-util's
+//! auto builder with a timer and [`ConnLimits::header_timeout`], the node holds at most
+//! [`ConnLimits::max`] connections at once (an upgraded WebSocket keeps its slot until it
+//! closes: the permit travels inside the IO), and every accept is counted by its fate.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// What one connection may cost before and while it is served.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// A connection that has not sent a whole request head this long after the server
+    /// began waiting for one (idle keep-alive time included) is closed. `None`: never.
+    pub header_timeout: Option<Duration>,
+    /// Connections open at once, upgraded WebSockets included; `0`: no limit.
+    pub max: usize,
+    /// `TCP_NODELAY` on every accepted socket.
+    pub nodelay: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+/// The node's connection counters, rendered on `/metrics`.
+#[derive(Clone, Default)]
+pub struct ConnMetrics {
+    accepted: Family<OutcomeLabel, Counter>,
+    open: Gauge,
+}
+
+impl ConnMetrics {
+    fn count(&self, outcome: &'static str) {
+        self.accepted.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// The counters in text exposition format (no `# EOF`), for `/metrics`.
+    pub fn render(&self, out: &mut String) {
+        let mut registry = Registry::with_prefix("rtm");
+        registry.register(
+            "http_connections",
+            "TCP connections this node accepted, by outcome: accepted (served), refused_full (HTTP_MAX_CONNECTIONS were open: closed at once)",
+            self.accepted.clone(),
+        );
+        registry.register(
+            "http_connections_open",
+            "TCP connections open now, upgraded WebSockets included",
+            self.open.clone(),
+        );
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode_registry(&mut text, &registry).is_ok() {
+            out.push_str(text.trim_end_matches("# EOF\n"));
+        }
+    }
+}
+
+/// A connection's place among the open ones: freed (and the gauge lowered) when the
+/// connection's IO is dropped, which for an upgraded WebSocket is when it closes.
+struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+    open: Gauge,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+/// A TCP stream that holds its [`Slot`].
+struct Counted {
+    tcp: TcpStream,
+    _slot: Slot,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and
+/// waits for the HTTP connections in flight to finish (upgraded WebSockets are the
+/// caller's to close: `shutdown` does that before it completes).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    metrics: ConnMetrics,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let permits = (limits.max > 0).then(|| Arc::new(Semaphore::new(limits.max)));
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let service = TowerToHyperService::new(router);
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => tcp,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(io) = admit(tcp, permits.as_ref(), &limits, &metrics) else {
+            continue;
+        };
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service.clone())
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::trace!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Gives `tcp` a slot, or closes it (counted) when [`ConnLimits::max`] are open.
+fn admit(
+    tcp: TcpStream,
+    permits: Option<&Arc<Semaphore>>,
+    limits: &ConnLimits,
+    metrics: &ConnMetrics,
+) -> Option<Counted> {
+    let permit = match permits.map(|p| p.clone().try_acquire_owned()) {
+        None => None,
+        Some(Ok(permit)) => Some(permit),
+        Some(Err(_)) => {
+            metrics.count("refused_full");
+            return None;
+        }
+    };
+    if limits.nodelay
+        && let Err(e) = tcp.set_nodelay(true)
+    {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    metrics.count("accepted");
+    metrics.open.inc();
+    Some(Counted {
+        tcp,
+        _slot: Slot {
+            _permit: permit,
+            open: metrics.open.clone(),
+        },
+    })
+}
+
+/// An accept error: a connection that failed before we took it is nobody's concern; out
+/// of descriptors (or memory), wait a moment for some to be freed instead of spinning.
+async fn accept_failed(e: io::Error) {
+    let per_connection = matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    );
+    if per_connection {
+        return;
+    }
+    tracing::warn!(error = %e, "accept failed; pausing accepts for 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}

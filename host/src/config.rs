@@ -64,6 +64,12 @@ pub struct Config {
     #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub http_header_timeout_ms: u64,
 
+    /// A write to a client connection that makes no progress this long fails and closes
+    /// the connection: a client that stopped reading (its TCP window closed) is let go
+    /// instead of pinning its socket, queue and descriptor. `0`: never.
+    #[arg(long, env = "HTTP_WRITE_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub http_write_timeout_ms: u64,
+
     /// TCP connections this node holds open at once, upgraded WebSockets included; one
     /// accepted beyond it is closed at once and counted
     /// (`rtm_http_connections_total{outcome="refused_full"}`). Unset: the process's
@@ -72,11 +78,12 @@ pub struct Config {
     #[arg(long, env = "HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<u64>,
 
-    /// What a node does when its adapter subscriber reconnects to Redis (multi-node only):
-    /// emits other nodes published meanwhile never reach this node's sockets. `disconnect`
-    /// closes them once subscribed again, so their clients reconnect and `resume` rather
-    /// than stay on a stream with a silent hole; `keep` leaves them connected.
-    #[arg(long, env = "ADAPTER_GAP_POLICY", value_enum, default_value_t = crate::cluster::GapPolicy::Disconnect)]
+    /// What a node does when its adapter subscriber reconnects to a single Redis (multi-node
+    /// only): emits other nodes published meanwhile never reach this node's sockets.
+    /// `notify` sends them `rtm:gap` `{ ts }` so clients refetch what they keep;
+    /// `disconnect` closes them (registrations wait one TTL for a `resume`); `keep` does
+    /// nothing.
+    #[arg(long, env = "ADAPTER_GAP_POLICY", value_enum, default_value_t = crate::cluster::GapPolicy::Notify)]
     pub adapter_gap_policy: crate::cluster::GapPolicy,
 
     /// Connections in the Redis command pool.
@@ -302,6 +309,8 @@ impl Config {
         crate::connections::ConnLimits {
             header_timeout: (self.http_header_timeout_ms > 0)
                 .then(|| Duration::from_millis(self.http_header_timeout_ms)),
+            write_timeout: (self.http_write_timeout_ms > 0)
+                .then(|| Duration::from_millis(self.http_write_timeout_ms)),
             max,
             nodelay: self.tcp_nodelay,
         }

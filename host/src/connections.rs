@@ -3,10 +3,14 @@
 //! `axum::serve` gives hyper no timer, so hyper's header read timeout never fires: a
 //! connection that sends nothing, or a request head one byte a second, holds a task, a
 //! buffer and a file descriptor for as long as its peer likes, and enough of them starve
-//! every honest client of descriptors. Here each connection is served by hyper-util's
-//! auto builder with a timer and [`ConnLimits::header_timeout`], the node holds at most
-//! [`ConnLimits::max`] connections at once (an upgraded WebSocket keeps its slot until it
-//! closes: the permit travels inside the IO), and every accept is counted by its fate.
+//! every honest client of descriptors. Here each connection is served as HTTP/1.1 (with
+//! upgrades) by hyper with a timer and [`ConnLimits::header_timeout`]; not by
+//! hyper-util's auto builder, whose HTTP/2 sniffing reads the first 24 bytes with no
+//! timer at all. A write that makes no progress for [`ConnLimits::write_timeout`] fails,
+//! so a client that stopped reading cannot pin the task writing to it (and with it the
+//! socket's close) forever. The node holds at most [`ConnLimits::max`] connections at
+//! once (an upgraded WebSocket keeps its slot until it closes: the permit travels inside
+//! the IO), and every accept is counted by its fate.
 
 use std::io;
 use std::pin::Pin;
@@ -15,9 +19,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -26,7 +29,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_io_timeout::TimeoutStream;
 
 /// What one connection may cost before and while it is served.
 #[derive(Clone, Copy, Debug)]
@@ -34,6 +38,9 @@ pub struct ConnLimits {
     /// A connection that has not sent a whole request head this long after the server
     /// began waiting for one (idle keep-alive time included) is closed. `None`: never.
     pub header_timeout: Option<Duration>,
+    /// A write to the connection that makes no progress this long fails, which closes
+    /// it. `None`: never.
+    pub write_timeout: Option<Duration>,
     /// Connections open at once, upgraded WebSockets included; `0`: no limit.
     pub max: usize,
     /// `TCP_NODELAY` on every accepted socket.
@@ -90,9 +97,9 @@ impl Drop for Slot {
     }
 }
 
-/// A TCP stream that holds its [`Slot`].
+/// A TCP stream with its write deadline, holding its [`Slot`].
 struct Counted {
-    tcp: TcpStream,
+    tcp: Pin<Box<TimeoutStream<TcpStream>>>,
     _slot: Slot,
 }
 
@@ -102,7 +109,7 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        self.tcp.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -112,15 +119,15 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        self.tcp.as_mut().poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        self.tcp.as_mut().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        self.tcp.as_mut().poll_shutdown(cx)
     }
 
     fn poll_write_vectored(
@@ -128,11 +135,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        self.tcp.as_mut().poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.tcp.get_ref().is_write_vectored()
     }
 }
 
@@ -147,13 +154,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let permits = (limits.max > 0).then(|| Arc::new(Semaphore::new(limits.max)));
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    // Each connection holds a receiver: once all are dropped, every connection is done.
+    let (stop, stopping) = watch::channel(false);
     let service = TowerToHyperService::new(router);
     tokio::pin!(shutdown);
     loop {
@@ -171,17 +177,40 @@ pub async fn serve(
             continue;
         };
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(io), service.clone())
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::trace!(error = %e, "connection ended with an error");
-            }
-        });
+            .serve_connection(TokioIo::new(io), service.clone())
+            .with_upgrades();
+        tokio::spawn(drive(conn, stopping.clone()));
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    drop(stopping);
+    stop.closed().await;
+}
+
+/// One served connection.
+type Conn = http1::UpgradeableConnection<TokioIo<Counted>, TowerToHyperService<Router>>;
+
+/// Serves one connection; once `stopping` turns true it finishes the request in
+/// flight and closes.
+async fn drive(conn: Conn, mut stopping: watch::Receiver<bool>) {
+    tokio::pin!(conn);
+    let mut asked = false;
+    loop {
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::trace!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = stopping.changed(), if !asked => {
+                asked = true;
+                if changed.is_err() || *stopping.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
 }
 
 /// Gives `tcp` a slot, or closes it (counted) when [`ConnLimits::max`] are open.
@@ -206,8 +235,10 @@ fn admit(
     }
     metrics.count("accepted");
     metrics.open.inc();
+    let mut tcp = TimeoutStream::new(tcp);
+    tcp.set_write_timeout(limits.write_timeout);
     Some(Counted {
-        tcp,
+        tcp: Box::pin(tcp),
         _slot: Slot {
             _permit: permit,
             open: metrics.open.clone(),

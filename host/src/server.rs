@@ -108,11 +108,6 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             let (layer, io) = builder
                 .with_adapter::<ClusterAdapter<_>>(adapter)
                 .build_layer();
-            tokio::spawn(cluster::close_on_gaps(
-                io.clone(),
-                gaps,
-                cfg.adapter_gap_policy,
-            ));
             let mount = SocketMount {
                 io: io.clone(),
                 max_queued_events: usize::try_from(cfg.socketio_max_queued_events)
@@ -131,6 +126,15 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             };
             let parts = node_parts(cfg, &node_id, store)?;
             let tenants = start_tenants(cfg, parts, Arc::new(mount)).await?;
+            let held = tenants.clone();
+            let grace = Duration::from_millis(cfg.presence_ttl_ms);
+            let hold = move || held.hold_disconnects(GAP_CLOSE_WINDOW, grace);
+            tokio::spawn(cluster::on_gaps(
+                io.clone(),
+                gaps,
+                cfg.adapter_gap_policy,
+                hold,
+            ));
             let backing = Backing {
                 redis,
                 adapter: adapter_metrics,
@@ -183,6 +187,10 @@ async fn start_tenants(
             Err(other) => BuildError::Other(other),
         })
 }
+
+/// How long after an adapter gap disconnects count as the node's own closing of its
+/// sockets (their registrations then wait one TTL for a `resume`).
+const GAP_CLOSE_WINDOW: Duration = Duration::from_secs(5);
 
 /// What a Redis-backed node serves `/readyz` and `/metrics` from.
 struct Backing {

@@ -1,8 +1,10 @@
-//! The soak's fault schedule, in fractions of `--duration` so a 2-minute soak breaks
-//! the same things as a 10-minute one: warm-up to 10 %, a node SIGKILLed at 15 % (back
-//! 15 s later), Redis SIGSTOPped for 3 s at 35 %, Redis restarted empty at 50 %, the
-//! namespaced node cut off from Redis for 10 s at 65 %, then load without faults to the
-//! end. Each step lands in the timeline the report prints.
+//! The soak's fault schedule, so a 2-minute soak breaks the same things as a 10-minute
+//! one: a warm-up of 10 % of `--duration` but at least 30 s (every member has chatted
+//! and the plugin's instances are warm before the baseline is read), then, at shares of
+//! the time left, a node SIGKILLed at 8 % (back 15 s later), Redis SIGSTOPped for 3 s at
+//! 30 %, Redis restarted empty at 45 %, the namespaced node cut off from Redis for 10 s
+//! at 62 %, and load without faults to the end. Each step lands in the timeline the
+//! report prints.
 
 use std::time::Duration;
 
@@ -57,6 +59,9 @@ impl Timeline {
     }
 }
 
+/// The shortest warm-up: one chat round of every member (20 s) and then some.
+const MIN_WARM_UP: Duration = Duration::from_secs(30);
+
 /// When each fault happens.
 pub struct Schedule {
     duration: Duration,
@@ -71,8 +76,14 @@ impl Schedule {
         }
     }
 
+    fn warm_up(&self) -> Duration {
+        self.duration.mul_f64(0.10).max(MIN_WARM_UP)
+    }
+
+    /// `share` of the way from the end of warm-up to the end.
     fn at(&self, share: f64) -> Duration {
-        self.duration.mul_f64(share)
+        let warm = self.warm_up();
+        warm + self.duration.saturating_sub(warm).mul_f64(share)
     }
 
     /// Waits for every member to join, then runs the faults to the end of the duration.
@@ -114,11 +125,11 @@ impl Schedule {
         t: &mut Timeline,
         start: Instant,
     ) -> anyhow::Result<()> {
-        tokio::time::sleep_until(start + self.at(0.10).max(Duration::from_secs(10))).await;
+        tokio::time::sleep_until(start + self.warm_up()).await;
         t.baseline = sample(fleet);
         t.note(format!("warm-up over: baseline {}", describe(&t.baseline)));
 
-        tokio::time::sleep_until(start + self.at(0.15)).await;
+        tokio::time::sleep_until(start + self.at(0.08)).await;
         let pid = fleet.node_pid(0);
         fleet.kill_node(0).await?;
         t.note(format!(
@@ -133,14 +144,14 @@ impl Schedule {
             shared.migrations.load(std::sync::atomic::Ordering::Relaxed)
         ));
 
-        tokio::time::sleep_until(start + self.at(0.35)).await;
+        tokio::time::sleep_until(start + self.at(0.30)).await;
         fleet.pause_redis(true)?;
         t.note("SIGSTOP redis");
         tokio::time::sleep(Duration::from_secs(3)).await;
         fleet.pause_redis(false)?;
         t.note("SIGCONT redis (stopped 3 s)");
 
-        tokio::time::sleep_until(start + self.at(0.50)).await;
+        tokio::time::sleep_until(start + self.at(0.45)).await;
         let took = fleet.restart_redis().await?;
         t.note(format!(
             "redis SIGKILLed and restarted empty on its port (pid {:?}, down {} ms)",
@@ -148,7 +159,7 @@ impl Schedule {
             took.as_millis()
         ));
 
-        tokio::time::sleep_until(start + self.at(0.65)).await;
+        tokio::time::sleep_until(start + self.at(0.62)).await;
         match (&fleet.netns, self.partition) {
             (Some(ns), true) => {
                 ns.cut().map_err(anyhow::Error::msg)?;

@@ -7,7 +7,9 @@
 //! ack of its join until it closes or a heartbeat answers `not_joined`. A message sent
 //! after that span opened is owed to it if the span outlived the message's ack by
 //! [`Ledger::settle`] (a delivery may lag a partition by that long). Messages sent
-//! before a member was in the room, or while it was reconnecting, are owed to nobody.
+//! before a member was in the room, or while it was reconnecting, are owed to nobody; a
+//! node's `rtm:gap` notice (its subscriber reconnected: emits from other nodes may be
+//! missing) ends the span and opens a new one, as a rejoin would.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -54,6 +56,7 @@ struct Inner {
     seen: HashMap<ChangeKey, HashSet<Conn>>,
     event_dups: Vec<String>,
     events_seen: u64,
+    gaps: u64,
 }
 
 /// The record of one soak.
@@ -348,6 +351,34 @@ impl Ledger {
             examples: inner.event_dups.iter().take(10).cloned().collect(),
         });
         out
+    }
+
+    /// A node told `conn` it may have missed emits (`rtm:gap`): its open span, if it
+    /// has one, ends now and a new one begins.
+    pub fn gap_announced(&self, conn: Conn) {
+        let now = self.now_us();
+        let mut inner = self.lock();
+        inner.gaps += 1;
+        let spans = inner.spans.entry(conn.0).or_default();
+        let open = spans
+            .iter_mut()
+            .rev()
+            .find(|(c, s)| *c == conn.1 && s.to_us.is_none());
+        if let Some((_, span)) = open {
+            span.to_us = Some(now);
+            spans.push((
+                conn.1,
+                Span {
+                    from_us: now,
+                    to_us: None,
+                },
+            ));
+        }
+    }
+
+    /// How many `rtm:gap` notices connections received.
+    pub fn gaps(&self) -> u64 {
+        self.lock().gaps
     }
 
     /// Chat messages that were not this soak's (should be 0).

@@ -131,15 +131,16 @@ impl EventSink for Sink {
         let Ok(Some(raw)) = packet::event_data(args) else {
             return;
         };
+        let raw = raw.get();
         match name {
             "chat:message" => {
-                let id = serde_json::from_str::<Text<'_>>(raw.get())
+                let id = serde_json::from_str::<Text<'_>>(raw)
                     .ok()
                     .and_then(|t| t.text.strip_prefix("soak ")?.parse().ok());
                 self.ledger.chat_received(id, self.conn);
             }
             "presence:event" => {
-                if let Ok(ev) = serde_json::from_str::<Event<'_>>(raw.get()) {
+                if let Ok(ev) = serde_json::from_str::<Event<'_>>(raw) {
                     let key = (
                         ev.kind.into_owned(),
                         ev.conn_id.into_owned(),
@@ -147,6 +148,11 @@ impl EventSink for Sink {
                     );
                     self.ledger.event_received(key, self.conn);
                 }
+            }
+            // Emits from other nodes before this may be missing (the node's subscriber
+            // reconnected): what was sent before it is not owed to this connection.
+            "rtm:gap" => {
+                self.ledger.gap_announced(self.conn);
             }
             _ => {}
         }

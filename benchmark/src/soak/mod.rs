@@ -36,8 +36,8 @@ const SETTLE: Duration = Duration::from_secs(30);
 pub const DEFAULT_MEMBERS: u32 = 2_000;
 /// The soak's length unless `--duration` is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(600);
-/// The shortest soak whose fault schedule fits.
-pub const MIN_DURATION: Duration = Duration::from_secs(60);
+/// The shortest soak whose fault schedule fits (faults do not overlap).
+pub const MIN_DURATION: Duration = Duration::from_secs(120);
 
 /// Runs the soak; `Ok(true)` when every invariant held.
 pub async fn run(args: &Args) -> anyhow::Result<bool> {

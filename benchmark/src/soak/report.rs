@@ -197,10 +197,11 @@ fn print(
         println!("  {event:<20} {outcome:<16} {n}");
     }
     println!(
-        "  connects {}, failed connects {}, moves home {}, foreign chat messages {}",
+        "  connects {}, failed connects {}, moves home {}, rtm:gap notices {}, foreign chat messages {}",
         shared.connects.load(Ordering::Relaxed),
         shared.connect_failures.load(Ordering::Relaxed),
         shared.migrations.load(Ordering::Relaxed),
+        shared.ledger.gaps(),
         shared.ledger.foreign_chats()
     );
     println!("\n## memory and descriptors");

@@ -7,11 +7,12 @@
 //! subscription without one), so cross-node delivery comes back without restarting the
 //! host.
 //!
-//! A reconnect is also a gap: what other nodes published while this node's subscriber
-//! was away never reaches its sockets, and pub/sub keeps nothing to replay. Under
-//! [`GapPolicy::Disconnect`] the node then closes its own sockets once it is subscribed
-//! again, so each client reconnects (and `resume`s) knowing it may have missed emits,
-//! instead of staying connected to a stream with a silent hole in it.
+//! On a single Redis a reconnect is also a gap: what other nodes published while this
+//! node's subscriber was away never reaches its sockets, and pub/sub keeps nothing to
+//! replay. Under [`GapPolicy::Notify`] the node then tells its own sockets, once it is
+//! subscribed again, with the event `rtm:gap` `{ ts }`, so a client knows to refetch
+//! what it keeps (a snapshot, chat history) instead of trusting a stream with a silent
+//! hole in it; [`GapPolicy::Disconnect`] closes them instead.
 
 mod driver;
 
@@ -29,12 +30,19 @@ pub use driver::{AdapterMetrics, Outcome, ShardDriver};
 /// What a node does after its subscriber reconnected (`ADAPTER_GAP_POLICY`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum GapPolicy {
-    /// Close this node's sockets once subscribed again: clients reconnect and resume, and
-    /// none stays connected past emits it never received.
+    /// Emit `rtm:gap` `{ ts }` to this node's sockets once subscribed again: they stay
+    /// connected and know that emits from other nodes before `ts` may be missing.
+    Notify,
+    /// Close this node's sockets once subscribed again (their registrations wait one TTL
+    /// for a `resume`). socket.io-client does not reconnect on its own after a server
+    /// disconnect: only for clients that do.
     Disconnect,
-    /// Keep the sockets: emits published during the gap are lost to them, unannounced.
+    /// Nothing: emits published during the gap are lost to them, unannounced.
     Keep,
 }
+
+/// The event [`GapPolicy::Notify`] sends.
+pub const GAP_EVENT: &str = "rtm:gap";
 
 /// How many times the subscriber came back after a reconnect (each one a possible gap).
 pub type Gaps = watch::Receiver<u64>;
@@ -63,25 +71,39 @@ pub async fn adapter(
     Ok((RedisAdapterCtr::new_with_driver(driver, config), gaps_rx))
 }
 
-/// Under [`GapPolicy::Disconnect`], closes this node's sockets in every namespace after
-/// each gap (their disconnect handlers run as on any disconnect: with a resume grace
-/// the registrations wait for the clients to come back).
-pub async fn close_on_gaps<A: Adapter>(io: SocketIo<A>, mut gaps: Gaps, policy: GapPolicy) {
+/// After each gap, does what `policy` says to this node's sockets in every namespace.
+/// `hold` runs before a [`GapPolicy::Disconnect`]: it lets the closed sockets'
+/// registrations wait for their clients' `resume` instead of announcing them leaving.
+pub async fn on_gaps<A: Adapter>(
+    io: SocketIo<A>,
+    mut gaps: Gaps,
+    policy: GapPolicy,
+    hold: impl Fn() + Send + 'static,
+) {
     while gaps.changed().await.is_ok() {
-        if policy == GapPolicy::Keep {
-            tracing::warn!(
-                "the adapter's subscriber reconnected: emits published meanwhile are lost to this node's sockets (ADAPTER_GAP_POLICY=keep)"
-            );
-            continue;
-        }
         let namespaces = io.nsps();
         tracing::warn!(
+            ?policy,
             namespaces = namespaces.len(),
-            "the adapter's subscriber reconnected: closing this node's sockets so their clients reconnect past the gap"
+            "the adapter's subscriber reconnected: emits other nodes published meanwhile never reached this node's sockets"
         );
-        for nsp in namespaces {
-            if let Err(e) = nsp.local().disconnect().await {
-                tracing::error!(error = %e, "closing sockets after an adapter gap failed");
+        match policy {
+            GapPolicy::Keep => {}
+            GapPolicy::Notify => {
+                let notice = serde_json::json!({ "ts": crate::presence::clock::now_ms() });
+                for nsp in namespaces {
+                    if let Err(e) = nsp.local().emit(GAP_EVENT, &notice).await {
+                        tracing::warn!(error = %e, "telling sockets about an adapter gap failed");
+                    }
+                }
+            }
+            GapPolicy::Disconnect => {
+                hold();
+                for nsp in namespaces {
+                    if let Err(e) = nsp.local().disconnect().await {
+                        tracing::error!(error = %e, "closing sockets after an adapter gap failed");
+                    }
+                }
             }
         }
     }
@@ -115,7 +137,12 @@ async fn resubscribe(sub: SubscriberClient, driver: ShardDriver, gaps: watch::Se
         match (&server, failed) {
             (Some(server), 0) => {
                 tracing::info!(%server, channels = chans.len(), "resubscribed after Redis reconnect");
-                gaps.send_modify(|n| *n += 1);
+                // On one Redis the subscriber's reconnect is the gap. On a cluster a
+                // reconnect may be to a shard none of our channels lives on, and a
+                // failover moves a channel without one: not announced (README).
+                if !cluster {
+                    gaps.send_modify(|n| *n += 1);
+                }
             }
             (_, 0) => {}
             (server, failed) => {

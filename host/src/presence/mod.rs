@@ -86,6 +86,9 @@ pub struct Presence {
     changes: OnceLock<ChangeObserver>,
     /// Hands out [`Held::joined`].
     joins: AtomicU64,
+    /// Until when, and for how long, disconnects keep their registrations for a
+    /// `resume` (at least): set while the node closes its sockets after an adapter gap.
+    held: Mutex<Option<(std::time::Instant, Duration)>>,
 }
 
 impl Presence {
@@ -106,6 +109,27 @@ impl Presence {
             observer: OnceLock::new(),
             changes: OnceLock::new(),
             joins: AtomicU64::new(0),
+            held: Mutex::new(None),
+        }
+    }
+
+    /// For the next `window`, a socket that disconnects keeps its registrations for at
+    /// least `grace`: the node is closing its own sockets (an adapter gap) and their
+    /// clients will be back at once to `resume`, so the rooms need not see them leave
+    /// and join again.
+    pub fn hold_disconnects(&self, window: Duration, grace: Duration) {
+        let until = std::time::Instant::now() + window;
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some((until, grace));
+    }
+
+    /// The grace a socket disconnecting now gets.
+    fn grace_now(&self) -> Duration {
+        let held = *self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held {
+            Some((until, grace)) if std::time::Instant::now() < until => {
+                grace.max(self.resume_grace)
+            }
+            _ => self.resume_grace,
         }
     }
 
@@ -566,14 +590,15 @@ impl Presence {
         let Some(rooms) = self.local().remove(sid) else {
             return;
         };
-        if self.resume_grace.is_zero() {
+        let grace = self.grace_now();
+        if grace.is_zero() {
             self.remove_rooms(sid, rooms, EventKind::Leave).await;
             return;
         }
         let this = Arc::clone(self);
         let sid = sid.to_owned();
         tokio::spawn(async move {
-            tokio::time::sleep(this.resume_grace).await;
+            tokio::time::sleep(grace).await;
             this.remove_rooms(&sid, rooms, EventKind::Expire).await;
         });
     }

@@ -98,9 +98,38 @@ impl Drop for Slot {
 }
 
 /// A TCP stream with its write deadline, holding its [`Slot`].
+///
+/// A write that timed out kills the connection for good: every later read and write
+/// fails, and the socket is shut down so a read parked on it wakes up. Failing that one
+/// write alone is not enough: engineioxide's writer logs a failed write and goes on to
+/// the next packet (another full timeout each), and the session's close waits for that
+/// writer, so the socket would never leave.
 struct Counted {
     tcp: Pin<Box<TimeoutStream<TcpStream>>>,
+    stalled: bool,
     _slot: Slot,
+}
+
+impl Counted {
+    fn stalled_error() -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "a write made no progress for HTTP_WRITE_TIMEOUT_MS",
+        )
+    }
+
+    /// Marks the connection dead after `result` timed out.
+    fn note<T>(&mut self, result: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &result
+            && e.kind() == io::ErrorKind::TimedOut
+            && !self.stalled
+        {
+            self.stalled = true;
+            tracing::debug!("closing a connection whose peer stopped reading");
+            let _ = rustix::net::shutdown(self.tcp.get_ref(), rustix::net::Shutdown::Both);
+        }
+        result
+    }
 }
 
 impl AsyncRead for Counted {
@@ -109,6 +138,9 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.stalled {
+            return Poll::Ready(Err(Self::stalled_error()));
+        }
         self.tcp.as_mut().poll_read(cx, buf)
     }
 }
@@ -119,11 +151,19 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.tcp.as_mut().poll_write(cx, buf)
+        if self.stalled {
+            return Poll::Ready(Err(Self::stalled_error()));
+        }
+        let result = self.tcp.as_mut().poll_write(cx, buf);
+        self.note(result)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.tcp.as_mut().poll_flush(cx)
+        if self.stalled {
+            return Poll::Ready(Err(Self::stalled_error()));
+        }
+        let result = self.tcp.as_mut().poll_flush(cx);
+        self.note(result)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -135,7 +175,11 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.tcp.as_mut().poll_write_vectored(cx, bufs)
+        if self.stalled {
+            return Poll::Ready(Err(Self::stalled_error()));
+        }
+        let result = self.tcp.as_mut().poll_write_vectored(cx, bufs);
+        self.note(result)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -239,6 +283,7 @@ fn admit(
     tcp.set_write_timeout(limits.write_timeout);
     Some(Counted {
         tcp: Box::pin(tcp),
+        stalled: false,
         _slot: Slot {
             _permit: permit,
             open: metrics.open.clone(),

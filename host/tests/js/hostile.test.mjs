@@ -809,7 +809,8 @@ describe('hostile clients (memory store)', () => {
       const PAD = 'x'.repeat(2_500);
       const RSS_CAP_KB = 200 * 1024;
       const host = await h.startHost('hostile-stalled', {
-        env: { ...LONG_TTL, SOCKETIO_PING_INTERVAL_MS: 2_000, SOCKETIO_PING_TIMEOUT_MS: 3_000 },
+        // A write that makes no progress for 3 s closes the connection (HTTP_WRITE_TIMEOUT_MS).
+        env: { ...LONG_TTL, SOCKETIO_PING_INTERVAL_MS: 2_000, SOCKETIO_PING_TIMEOUT_MS: 3_000, HTTP_WRITE_TIMEOUT_MS: 3_000 },
       });
       const roomId = uid('flood-room');
       const steady = await startSteady(h, host, { roomId });

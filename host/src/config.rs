@@ -80,9 +80,8 @@ pub struct Config {
 
     /// What a node does when its adapter subscriber reconnects to a single Redis (multi-node
     /// only): emits other nodes published meanwhile never reach this node's sockets.
-    /// `notify` sends them `rtm:gap` `{ ts }` so clients refetch what they keep;
-    /// `disconnect` closes them (registrations wait one TTL for a `resume`); `keep` does
-    /// nothing.
+    /// `notify` sends them `rtm:gap` `{ ts }` so clients refetch what they keep; `keep`
+    /// does nothing.
     #[arg(long, env = "ADAPTER_GAP_POLICY", value_enum, default_value_t = crate::cluster::GapPolicy::Notify)]
     pub adapter_gap_policy: crate::cluster::GapPolicy,
 

@@ -126,15 +126,7 @@ pub async fn build(cfg: &Config) -> Result<Node, BuildError> {
             };
             let parts = node_parts(cfg, &node_id, store)?;
             let tenants = start_tenants(cfg, parts, Arc::new(mount)).await?;
-            let held = tenants.clone();
-            let grace = Duration::from_millis(cfg.presence_ttl_ms);
-            let hold = move || held.hold_disconnects(GAP_CLOSE_WINDOW, grace);
-            tokio::spawn(cluster::on_gaps(
-                io.clone(),
-                gaps,
-                cfg.adapter_gap_policy,
-                hold,
-            ));
+            tokio::spawn(cluster::on_gaps(io.clone(), gaps, cfg.adapter_gap_policy));
             let backing = Backing {
                 redis,
                 adapter: adapter_metrics,
@@ -187,10 +179,6 @@ async fn start_tenants(
             Err(other) => BuildError::Other(other),
         })
 }
-
-/// How long after an adapter gap disconnects count as the node's own closing of its
-/// sockets (their registrations then wait one TTL for a `resume`).
-const GAP_CLOSE_WINDOW: Duration = Duration::from_secs(5);
 
 /// What a Redis-backed node serves `/readyz` and `/metrics` from.
 struct Backing {

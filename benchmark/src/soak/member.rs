@@ -294,7 +294,7 @@ impl Member {
     fn patch_due(&mut self) -> bool {
         self.patches += 1;
         let every = (1.0 / self.shared.patch_share.max(1e-6)).round().max(1.0) as u64;
-        (self.patches + u64::from(self.id)) % every == 0
+        (self.patches + u64::from(self.id)).is_multiple_of(every)
     }
 
     /// Sends one request and records how it ended; `None` when the connection closed

@@ -12,7 +12,7 @@
 //! replay. Under [`GapPolicy::Notify`] the node then tells its own sockets, once it is
 //! subscribed again, with the event `rtm:gap` `{ ts }`, so a client knows to refetch
 //! what it keeps (a snapshot, chat history) instead of trusting a stream with a silent
-//! hole in it; [`GapPolicy::Disconnect`] closes them instead.
+//! hole in it.
 
 mod driver;
 
@@ -33,10 +33,6 @@ pub enum GapPolicy {
     /// Emit `rtm:gap` `{ ts }` to this node's sockets once subscribed again: they stay
     /// connected and know that emits from other nodes before `ts` may be missing.
     Notify,
-    /// Close this node's sockets once subscribed again (their registrations wait one TTL
-    /// for a `resume`). socket.io-client does not reconnect on its own after a server
-    /// disconnect: only for clients that do.
-    Disconnect,
     /// Nothing: emits published during the gap are lost to them, unannounced.
     Keep,
 }
@@ -72,14 +68,9 @@ pub async fn adapter(
 }
 
 /// After each gap, does what `policy` says to this node's sockets in every namespace.
-/// `hold` runs before a [`GapPolicy::Disconnect`]: it lets the closed sockets'
-/// registrations wait for their clients' `resume` instead of announcing them leaving.
-pub async fn on_gaps<A: Adapter>(
-    io: SocketIo<A>,
-    mut gaps: Gaps,
-    policy: GapPolicy,
-    hold: impl Fn() + Send + 'static,
-) {
+/// (Closing them instead would not do: socket.io-client does not reconnect by itself
+/// after a server disconnect, and every room would see its members leave and join.)
+pub async fn on_gaps<A: Adapter>(io: SocketIo<A>, mut gaps: Gaps, policy: GapPolicy) {
     while gaps.changed().await.is_ok() {
         let namespaces = io.nsps();
         tracing::warn!(
@@ -94,14 +85,6 @@ pub async fn on_gaps<A: Adapter>(
                 for nsp in namespaces {
                     if let Err(e) = nsp.local().emit(GAP_EVENT, &notice).await {
                         tracing::warn!(error = %e, "telling sockets about an adapter gap failed");
-                    }
-                }
-            }
-            GapPolicy::Disconnect => {
-                hold();
-                for nsp in namespaces {
-                    if let Err(e) = nsp.local().disconnect().await {
-                        tracing::error!(error = %e, "closing sockets after an adapter gap failed");
                     }
                 }
             }

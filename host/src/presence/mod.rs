@@ -86,9 +86,6 @@ pub struct Presence {
     changes: OnceLock<ChangeObserver>,
     /// Hands out [`Held::joined`].
     joins: AtomicU64,
-    /// Until when, and for how long, disconnects keep their registrations for a
-    /// `resume` (at least): set while the node closes its sockets after an adapter gap.
-    held: Mutex<Option<(std::time::Instant, Duration)>>,
 }
 
 impl Presence {
@@ -109,27 +106,6 @@ impl Presence {
             observer: OnceLock::new(),
             changes: OnceLock::new(),
             joins: AtomicU64::new(0),
-            held: Mutex::new(None),
-        }
-    }
-
-    /// For the next `window`, a socket that disconnects keeps its registrations for at
-    /// least `grace`: the node is closing its own sockets (an adapter gap) and their
-    /// clients will be back at once to `resume`, so the rooms need not see them leave
-    /// and join again.
-    pub fn hold_disconnects(&self, window: Duration, grace: Duration) {
-        let until = std::time::Instant::now() + window;
-        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some((until, grace));
-    }
-
-    /// The grace a socket disconnecting now gets.
-    fn grace_now(&self) -> Duration {
-        let held = *self.held.lock().unwrap_or_else(|e| e.into_inner());
-        match held {
-            Some((until, grace)) if std::time::Instant::now() < until => {
-                grace.max(self.resume_grace)
-            }
-            _ => self.resume_grace,
         }
     }
 
@@ -590,15 +566,14 @@ impl Presence {
         let Some(rooms) = self.local().remove(sid) else {
             return;
         };
-        let grace = self.grace_now();
-        if grace.is_zero() {
+        if self.resume_grace.is_zero() {
             self.remove_rooms(sid, rooms, EventKind::Leave).await;
             return;
         }
         let this = Arc::clone(self);
         let sid = sid.to_owned();
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
+            tokio::time::sleep(this.resume_grace).await;
             this.remove_rooms(&sid, rooms, EventKind::Expire).await;
         });
     }
@@ -821,6 +796,89 @@ mod tests {
         store.down.store(false, Ordering::SeqCst);
         join(&p, "r", "bob").await;
         assert_eq!(p.user_of("s").as_deref(), Some("bob"));
+    }
+
+    /// A node whose publishes to the other nodes fail (Redis unreachable): counts what
+    /// it delivers to its own sockets.
+    #[derive(Default)]
+    struct Unpublishable {
+        local: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Fanout for Unpublishable {
+        async fn to_room(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &str,
+            _: &RawValue,
+        ) -> Result<(), FanoutError> {
+            Err(FanoutError::Remote(
+                "Timeout Error: Request timed out.".into(),
+            ))
+        }
+        async fn to_room_local(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
+            self.local.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn to_socket(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        async fn to_all(&self, _: &str, _: &RawValue) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        fn join_local(&self, _: &str, _: &str) -> bool {
+            true
+        }
+        fn leave_local(&self, _: &str, _: &str) {}
+        fn in_room_local(&self, _: &str, _: &str) -> bool {
+            false
+        }
+        async fn members(&self, _: &str) -> Result<Vec<String>, FanoutError> {
+            Ok(Vec::new())
+        }
+        async fn to_room_except_room(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: &RawValue,
+        ) -> Result<(), FanoutError> {
+            Ok(())
+        }
+        async fn disconnect_room(&self, _: &str) -> Result<(), FanoutError> {
+            Ok(())
+        }
+    }
+
+    /// The soak found committed changes whose broadcast vanished: the adapter publishes
+    /// before it delivers locally, so a publish that timed out left even the node's own
+    /// sockets without the event.
+    #[tokio::test]
+    async fn a_committed_change_whose_publish_fails_still_reaches_this_nodes_sockets() {
+        let fanout = Arc::new(Unpublishable::default());
+        let limits = Limits {
+            max_id_len: 128,
+            max_state_bytes: 4096,
+        };
+        let store = Arc::new(memory::MemoryStore::new(60_000));
+        let p = Presence::new(store, fanout.clone(), limits, "n".into(), Duration::ZERO);
+        let joined = p
+            .join(
+                "s",
+                &json!({ "roomId": "r", "userId": "alice" }),
+                JoinGate::default(),
+            )
+            .await
+            .expect("join");
+        assert_eq!(joined.events.len(), 1, "a join is one event");
+        p.publish(joined.events).await;
+        assert_eq!(
+            fanout.local.load(Ordering::SeqCst),
+            1,
+            "delivered on this node"
+        );
     }
 
     async fn join(p: &Presence, room: &str, user: &str) {

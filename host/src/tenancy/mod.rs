@@ -345,14 +345,6 @@ impl Tenants {
         self.map().values().cloned().collect()
     }
 
-    /// Every tenant's presence keeps the registrations of sockets that disconnect within
-    /// `window` for at least `grace` (see [`crate::presence::Presence::hold_disconnects`]).
-    pub fn hold_disconnects(&self, window: std::time::Duration, grace: std::time::Duration) {
-        for tenant in self.all() {
-            tenant.presence().hold_disconnects(window, grace);
-        }
-    }
-
     /// True once every tenant's plugins finished their initial load.
     pub fn ready(&self) -> bool {
         self.all().iter().all(|t| t.plugins().ready())

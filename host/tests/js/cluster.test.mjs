@@ -404,6 +404,11 @@ describe('cluster: Redis outage and recovery', () => {
       const room = uid('room');
       const a1 = await h.connect(nodeA, { label: 'a1' });
       const b1 = await h.connect(nodeB, { label: 'b1' });
+      // ADAPTER_GAP_POLICY=notify (the default): once a node's subscriber is back, its
+      // sockets are told that emits from the other nodes may have been missed.
+      const gaps = { a1: [], b1: [] };
+      a1.socket.on('rtm:gap', (notice) => gaps.a1.push(notice));
+      b1.socket.on('rtm:gap', (notice) => gaps.b1.push(notice));
       await a1.join(room, uid('userA'));
       const bJ = await b1.join(room, uid('userB'));
       await a1.events.waitFor({ type: 'join', connId: bJ.self.connId });
@@ -448,6 +453,15 @@ describe('cluster: Redis outage and recovery', () => {
       await awaitCrossNodeJoin(nodeA, b1, room, 30_000);
       await awaitCrossNodeJoin(nodeB, a1, room, 30_000);
       assert.ok(nodeA.running && nodeB.running, 'recovered without restarting the hosts');
+      const restartedAt = Date.now() - 120_000;
+      for (const [label, seen] of Object.entries(gaps)) {
+        await waitUntil(() => seen.length > 0, { timeoutMs: 30_000, what: `${label} to get rtm:gap after the restart` });
+        assert.ok(
+          seen.every((n) => Number.isInteger(n?.ts) && n.ts > restartedAt),
+          `${label}'s rtm:gap notices carry the time: ${JSON.stringify(seen)}`,
+        );
+      }
+      assert.ok(a1.connected && b1.connected, 'a gap notice does not disconnect');
     }),
   );
 });

@@ -25,13 +25,13 @@ guests: setup-run
 	scripts/build-guests.sh
 
 ## Every test: formatting, lints, Rust (unit, store conformance, plugin runtime, real
-## clients), the socket.io-client suites, JS/Python guests, and the TypeScript SDK.
-test: setup-test lint test-rust test-js test-python-clients test-polyglot test-sdk
+## clients), the socket.io-client suites, JS/Python guests, the TypeScript SDK, and
+## every fuzz target for a few seconds.
+test: setup-test lint test-rust test-js test-python-clients test-polyglot test-sdk fuzz-smoke
 
 ## `make test`, then the 2-minute chaos soak (three nodes, one Redis, a node killed,
-## Redis paused and restarted, a node cut off from Redis: benchmark/README.md, "Soak")
-## and the fuzz smoke (fuzz/: one instrumented build, a few seconds per target).
-test-long: test soak-short fuzz-smoke
+## Redis paused and restarted, a node cut off from Redis: benchmark/README.md, "Soak").
+test-long: test soak-short
 
 soak-short: host guests
 	$(CARGO_OUT)/debug/rtm-bench soak --duration 2m --host-bin $(HOST_BIN) --chat-plugin $(GUESTS)/chat-v1.wasm
@@ -102,9 +102,9 @@ test-sdk: host guests deps-js
 ## A crash or a hang stops the run with the input in fuzz/artifacts/<target>.
 FUZZ_TARGETS := presence_request manifest tenants_file jwt api_body frames
 FUZZ_SECONDS ?= 60
-# Sanitizer none (the fuzzed code is safe Rust) and the dev profile at opt-level 1
-# (fuzz/Cargo.toml): one instrumented build (~18 min on a fresh 2-core machine, then
-# only rtm-host rebuilds) instead of a release build of wasmtime. RUSTC_BOOTSTRAP:
+# Sanitizer none (the fuzzed code is safe Rust) and the dev profile (fuzz/Cargo.toml:
+# rtm-host and the targets at opt-level 1, dependencies at 0): one instrumented build
+# (~7 min on a fresh 2-core machine, then only rtm-host rebuilds). RUSTC_BOOTSTRAP:
 # cargo-fuzz's -Z flags on the stable toolchain.
 FUZZ := cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --sanitizer none --dev
@@ -118,10 +118,9 @@ fuzz:
 	  || exit 1; \
 	done
 
-## The same for a few seconds per target: a parser regression fails it, with the crash
-## input under fuzz/artifacts/. (Not yet part of `make test`: its instrumented build of
-## wasmtime costs ~18 min on a fresh 2-core machine; the committed inputs replay in
-## `cargo test`, host/tests/fuzz_corpus.rs.)
+## The same for a few seconds per target (part of `make test`): a parser regression
+## fails it, with the crash input under fuzz/artifacts/. The instrumented build costs
+## ~7 min on a fresh 2-core machine (dependencies unoptimised: fuzz/Cargo.toml).
 fuzz-smoke: FUZZ_SECONDS = 4
 fuzz-smoke: fuzz
 

@@ -85,6 +85,12 @@ pub struct Config {
     #[arg(long, env = "ADAPTER_GAP_POLICY", value_enum, default_value_t = crate::cluster::GapPolicy::Notify)]
     pub adapter_gap_policy: crate::cluster::GapPolicy,
 
+    /// Server API calls this node serves at once (all tenants); one more is answered
+    /// `503 unavailable` with `Retry-After: 1` at once, so callers hammering a node whose
+    /// Redis is slow cannot pile up requests on it.
+    #[arg(long, env = "API_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub api_max_in_flight: u64,
+
     /// Connections in the Redis command pool.
     #[arg(long, env = "REDIS_POOL_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub redis_pool_size: u64,

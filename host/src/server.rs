@@ -203,7 +203,10 @@ fn assemble<A: Adapter>(
         tenants: tenants.clone(),
         admin_token: cfg.admin_token.clone().map(Secret::new).map(Arc::new),
     })
-    .merge(crate::api::router(tenants.clone()))
+    .merge(crate::api::router(
+        tenants.clone(),
+        usize::try_from(cfg.api_max_in_flight).unwrap_or(usize::MAX),
+    ))
     .layer(layer)
     // Runs before the Socket.IO layer: sessions keep only owned copies of the head.
     .layer(axum::middleware::map_request(request_head::detach))

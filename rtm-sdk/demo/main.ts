@@ -169,6 +169,15 @@ function createClient(): Client {
     logEvent('rejoined', `${info.roomId} as ${info.connId} (${info.resumed ? 'resumed' : 'fresh'})`);
     renderSelf();
   });
+  next.on('gap', ({ ts }) => {
+    logEvent('gap', `broadcasts before ${new Date(ts).toISOString()} may be missing; refetching`);
+    // The SDK refetches the roster; chat messages are ours to refetch (shown ones are skipped by id).
+    if (currentRoom !== undefined) void loadHistory(next, currentRoom);
+  });
+  next.on('resynced', ({ roomId, joined, left, updated }) => {
+    const names = (members: readonly { userId: string }[]) => members.map((m) => m.userId).join(', ') || '-';
+    logEvent('resynced', `${roomId}: joined ${names(joined)}; left ${names(left)}; updated ${names(updated)}`);
+  });
   next.on('error', (error) => showError(error));
   next.on('chat:message', (message) => {
     if (message.roomId === currentRoom) renderMessage(message);

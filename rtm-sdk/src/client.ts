@@ -5,6 +5,7 @@ import {
   EVENTS,
   isObject,
   parseHeartbeatAck,
+  parseGapTs,
   parseJoinAck,
   parsePresenceEvent,
   parseRefreshAck,
@@ -16,7 +17,7 @@ import {
   type PresenceState,
   type SelfRegistration,
 } from './protocol.js';
-import { Roster } from './roster.js';
+import { Roster, diffRosters } from './roster.js';
 import {
   defaultSocketFactory,
   namespaceUrl,
@@ -107,9 +108,16 @@ interface RoomRecord {
   /** Bumped on every (re)join so late heartbeat acks can tell they are stale. */
   generation: number;
   readonly roster: Roster;
-  /** Broadcasts held back while a join is in flight; replayed over its snapshot. */
+  /** Broadcasts held back while a join or resync is in flight; replayed over its snapshot. */
   buffer: PresenceEvent[] | undefined;
   rejoinPending: boolean;
+  /**
+   * The client's gap count when the snapshot now held was requested (join or
+   * resync). Below the current count, broadcasts may have been lost since.
+   */
+  snapshotGap: number;
+  /** A post-gap resync is queued and has not sent its request yet. */
+  resyncQueued: boolean;
 }
 
 interface PendingRequest {
@@ -138,6 +146,8 @@ const BUILTIN_EVENTS: ReadonlySet<string> = new Set<ClientEventName>([
   'roster',
   'rejoined',
   'tokenRefreshed',
+  'gap',
+  'resynced',
   'error',
 ]);
 
@@ -233,9 +243,11 @@ export class RealtimeMessageClient<
   private closing = false;
 
   private readonly rooms = new Map<string, RoomRecord>();
-  /** Per-room tail of serialized join/leave/rejoin operations. */
+  /** Per-room tail of serialized join/leave/rejoin/resync operations. */
   private readonly roomOps = new Map<string, Promise<void>>();
   private readonly pending = new Set<PendingRequest>();
+  /** How many `rtm:gap` notices arrived; rooms compare it with their `snapshotGap`. */
+  private gaps = 0;
 
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private heartbeatInFlight = false;
@@ -335,6 +347,7 @@ export class RealtimeMessageClient<
     socket.on('disconnect', (reason: unknown) => this.onDisconnect(String(reason)));
     socket.on('connect_error', (error: unknown) => this.onConnectError(error));
     socket.on(EVENTS.event, (payload: unknown) => this.onPresenceEvent(payload));
+    socket.on(EVENTS.gap, (payload: unknown) => this.onGap(payload));
     for (const event of this.customHandlers.keys()) this.attachDispatcher(event);
 
     const connected = new Promise<void>((resolve, reject) => {
@@ -411,6 +424,8 @@ export class RealtimeMessageClient<
         roster: new Roster(),
         buffer: undefined,
         rejoinPending: false,
+        snapshotGap: this.gaps,
+        resyncQueued: false,
       };
       if (!existing) this.rooms.set(roomId, record);
       try {
@@ -831,6 +846,8 @@ export class RealtimeMessageClient<
   private async performJoin(record: RoomRecord, request: JoinRequest): Promise<RoomSnapshot> {
     const generation = ++record.generation;
     record.buffer ??= [];
+    // Sent after every gap seen so far: this snapshot covers them.
+    record.snapshotGap = this.gaps;
     let ack;
     try {
       ack = parseJoinAck(await this.request(EVENTS.join, request), record.roomId);
@@ -855,10 +872,88 @@ export class RealtimeMessageClient<
     };
   }
 
-  private flushBuffer(record: RoomRecord): void {
+  /** Replays the held-back broadcasts (without notifying); returns whether the roster changed. */
+  private flushBuffer(record: RoomRecord): boolean {
     const buffered = record.buffer ?? [];
     record.buffer = undefined;
-    for (const event of buffered) this.applyEvent(record, event, false);
+    let changed = false;
+    for (const event of buffered) changed = this.applyEvent(record, event, false) || changed;
+    return changed;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Gaps
+
+  /**
+   * `rtm:gap`: the node we are connected to lost its pub/sub link and has it
+   * back, so broadcasts from other nodes may be missing. Report it, then
+   * refetch every room's roster.
+   */
+  private onGap(payload: unknown): void {
+    if (this.connState === 'closed') return;
+    const ts = parseGapTs(payload);
+    this.gaps += 1;
+    this.emitLocal('gap', { ts });
+    for (const record of this.rooms.values()) this.resync(record);
+  }
+
+  /**
+   * Queues a roster refetch after the room's other operations. A join or
+   * rejoin sent after the gap brings a fresh snapshot itself, so the resync
+   * then does nothing; one queued resync covers any number of gaps.
+   */
+  private resync(record: RoomRecord): void {
+    if (record.resyncQueued) return;
+    record.resyncQueued = true;
+    void this.serial(record.roomId, async () => {
+      record.resyncQueued = false;
+      if (this.rooms.get(record.roomId) !== record || record.status !== 'joined' || !this.connected) return;
+      if (record.snapshotGap >= this.gaps) return;
+      await this.performResync(record);
+    });
+  }
+
+  /**
+   * Replaces the roster with a `presence:snapshot`. Broadcasts arriving
+   * meanwhile are buffered and replayed over it, as for a join, so an event
+   * newer than the snapshot (by epoch per connId) still applies and an older
+   * one cannot roll it back. Listeners get one `roster` (if anything changed)
+   * and a `resynced` with the difference from what was held. A failed
+   * request leaves the roster as it was (plus the buffered events), is
+   * reported on `error`, and is retried with the next heartbeat when the
+   * failure is transient.
+   */
+  private async performResync(record: RoomRecord): Promise<void> {
+    const { roomId } = record;
+    const previousGap = record.snapshotGap;
+    record.snapshotGap = this.gaps;
+    record.buffer ??= [];
+    let members: PresenceMember[];
+    try {
+      members = parseSnapshotAck(await this.request(EVENTS.snapshot, { roomId }), roomId);
+    } catch (error) {
+      if (this.rooms.get(roomId) !== record) return;
+      if (this.flushBuffer(record)) this.emitRoster(record);
+      const rtm = isRtmError(error)
+        ? error
+        : new RtmError('protocol_error', String(error), { event: EVENTS.snapshot, roomId, cause: error });
+      // Still stale: a transient failure is retried by the heartbeat, a drop by the rejoin.
+      if (TRANSIENT_CODES.has(rtm.code)) record.snapshotGap = previousGap;
+      if (rtm.code !== 'disconnected') this.emitLocal('error', rtm);
+      return;
+    }
+    if (this.rooms.get(roomId) !== record) return;
+    const before = record.roster.snapshot();
+    record.roster.reset(members);
+    this.flushBuffer(record);
+    const after = record.roster.snapshot();
+    const diff = diffRosters(before, after);
+    const own = record.connId === undefined ? undefined : after.get(record.connId);
+    if (own) record.epoch = Math.max(record.epoch, own.epoch);
+    if (diff.joined.length + diff.left.length + diff.updated.length > 0) this.emitRoster(record);
+    this.emitLocal('resynced', { roomId, ...diff });
+    // Our own leave/expire may have been among the lost broadcasts.
+    if (!own && record.status === 'joined') this.rejoin(record);
   }
 
   /**
@@ -925,9 +1020,11 @@ export class RealtimeMessageClient<
     this.applyEvent(record, event, true);
   }
 
-  private applyEvent(record: RoomRecord, event: PresenceEvent, notify: boolean): void {
+  private applyEvent(record: RoomRecord, event: PresenceEvent, notify: boolean): boolean {
     if (event.connId === record.connId) this.applyOwnEvent(record, event);
-    if (record.roster.apply(event) && notify) this.emitRoster(record);
+    const changed = record.roster.apply(event);
+    if (changed && notify) this.emitRoster(record);
+    return changed;
   }
 
   /** Keeps our epoch/state mirror in step, and notices our registration vanishing. */
@@ -990,6 +1087,8 @@ export class RealtimeMessageClient<
     if (this.heartbeatInFlight || !this.connected) return;
     for (const record of this.rooms.values()) {
       if (record.status === 'rejoining' && !record.rejoinPending) this.rejoin(record);
+      // A resync that failed transiently, or a join sent before the latest gap.
+      else if (record.status === 'joined' && record.snapshotGap < this.gaps) this.resync(record);
     }
     const sent = [...this.rooms.values()]
       .filter((record) => record.status === 'joined')

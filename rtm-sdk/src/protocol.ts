@@ -80,6 +80,7 @@ export const EVENTS = {
   snapshot: 'presence:snapshot',
   event: 'presence:event',
   refresh: 'auth:refresh',
+  gap: 'rtm:gap',
 } as const;
 
 type Obj = Record<string, unknown>;
@@ -220,4 +221,13 @@ export function parsePresenceEvent(value: unknown): PresenceEvent | undefined {
     ...(isFiniteNumber(epoch) ? { epoch } : {}),
     ...(isObject(info) ? { info: info as PresenceState } : {}),
   };
+}
+
+/**
+ * Reads the `ts` of an `rtm:gap` notice. A notice without a usable `ts` is
+ * still a gap (the stream may have a hole either way), dated now.
+ */
+export function parseGapTs(value: unknown): number {
+  const ts = isObject(value) ? value['ts'] : undefined;
+  return isFiniteNumber(ts) ? ts : Date.now();
 }

@@ -79,3 +79,52 @@ export class Roster {
 function isOlder(event: PresenceEvent, current: PresenceMember | undefined): boolean {
   return current !== undefined && event.epoch !== undefined && event.epoch < current.epoch;
 }
+
+/** How a roster changed between two copies of it, e.g. across a post-gap resync. */
+export interface RosterDiff {
+  readonly joined: PresenceMember[];
+  readonly left: PresenceMember[];
+  readonly updated: PresenceMember[];
+}
+
+/**
+ * Compares two rosters by connId. A member counts as updated when its
+ * userId, state, epoch or info differ; `lastSeen` alone is not a change.
+ */
+export function diffRosters(
+  before: ReadonlyMap<string, PresenceMember>,
+  after: ReadonlyMap<string, PresenceMember>,
+): RosterDiff {
+  const joined: PresenceMember[] = [];
+  const left: PresenceMember[] = [];
+  const updated: PresenceMember[] = [];
+  for (const [connId, member] of after) {
+    const old = before.get(connId);
+    if (old === undefined) joined.push(member);
+    else if (!sameMember(old, member)) updated.push(member);
+  }
+  for (const [connId, member] of before) {
+    if (!after.has(connId)) left.push(member);
+  }
+  return { joined, left, updated };
+}
+
+function sameMember(a: PresenceMember, b: PresenceMember): boolean {
+  return a.userId === b.userId && a.epoch === b.epoch && sameJson(a.state, b.state) && sameJson(a.info, b.info);
+}
+
+/** Structural equality of JSON values (object key order ignored). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((value, i) => sameJson(value, b[i]));
+  }
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  const ob = b as Record<string, unknown>;
+  const oa = a as Record<string, unknown>;
+  return ka.every((key) => Object.hasOwn(ob, key) && sameJson(oa[key], ob[key]));
+}

@@ -56,6 +56,31 @@ export interface TokenRefreshInfo {
   readonly exp: number;
 }
 
+/** Reported when the host signals `rtm:gap`. */
+export interface GapInfo {
+  /**
+   * Server time (ms since the epoch) the host's pub/sub link was back: emits
+   * from other nodes published before it (presence events, chat messages)
+   * may never have reached this client.
+   */
+  readonly ts: number;
+}
+
+/**
+ * Reported after a joined room's roster was replaced by a fresh
+ * `presence:snapshot` following an `rtm:gap`: how the roster changed
+ * compared with what the SDK held before (empty lists: nothing was missed).
+ */
+export interface ResyncInfo {
+  readonly roomId: string;
+  /** Members in the fresh roster the SDK did not hold. */
+  readonly joined: readonly PresenceMember[];
+  /** Members the SDK held that are gone (as it held them). */
+  readonly left: readonly PresenceMember[];
+  /** Members held before whose userId, state, epoch or info changed (as they are now). */
+  readonly updated: readonly PresenceMember[];
+}
+
 /** What `join` resolves to. */
 export interface RoomSnapshot {
   readonly roomId: string;
@@ -89,8 +114,18 @@ export interface ClientEvents {
    */
   tokenRefreshed: (info: TokenRefreshInfo) => void;
   /**
-   * A failure with no promise to reject: a background heartbeat or rejoin, a
-   * malformed broadcast, or the terminal loss of the connection.
+   * The host's node lost its pub/sub link and has it back (`rtm:gap`):
+   * broadcasts from before `ts` may be missing. The SDK refetches every
+   * joined room's roster by itself (see `resynced`); refetch anything else
+   * you keep from broadcasts, e.g. `chat:history`.
+   */
+  gap: (info: GapInfo) => void;
+  /** A joined room's roster was replaced by a fresh snapshot after a gap. */
+  resynced: (info: ResyncInfo) => void;
+  /**
+   * A failure with no promise to reject: a background heartbeat, rejoin or
+   * post-gap resync, a malformed broadcast, or the terminal loss of the
+   * connection.
    */
   error: (error: RtmError) => void;
 }

@@ -35,9 +35,38 @@ struct ApiState {
     tenants: Arc<Tenants>,
 }
 
-/// The routes under `/api/v1`.
-pub fn router(tenants: Arc<Tenants>) -> Router {
-    Router::new().nest("/api/v1", routes().with_state(ApiState { tenants }))
+/// The routes under `/api/v1`. At most `max_in_flight` calls (`API_MAX_IN_FLIGHT`, all
+/// tenants of the node) are served at once; one more is answered `503 unavailable` at
+/// once instead of waiting, so a caller looping against a slow Redis cannot pile up
+/// requests, and memory, on the node.
+pub fn router(tenants: Arc<Tenants>, max_in_flight: usize) -> Router {
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1)));
+    Router::new().nest(
+        "/api/v1",
+        routes()
+            .with_state(ApiState { tenants })
+            .layer(axum::middleware::from_fn(move |req, next| {
+                admit(permits.clone(), req, next)
+            })),
+    )
+}
+
+/// Serves the call if a slot is free; answers `503 unavailable` (with `Retry-After`)
+/// otherwise.
+async fn admit(
+    permits: Arc<tokio::sync::Semaphore>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_slot) = permits.try_acquire_owned() else {
+        let refusal = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "this node is serving its API_MAX_IN_FLIGHT calls already; retry shortly",
+        );
+        return ([(header::RETRY_AFTER, "1")], refusal).into_response();
+    };
+    next.run(req).await
 }
 
 /// The API's routes, relative to `/api/v1`.

@@ -16,7 +16,10 @@
  * 2. LIMIT_EVENTS_PER_SECOND: events over the rate are answered on arrival,
  *    ahead of an earlier request that is still waiting, instead of in their
  *    turn behind it.
- * 3. LOG_BUFFER_LINES: while nobody reads the host's stderr (the pipe is
+ * 3. API_MAX_IN_FLIGHT: while the calls a node serves wait on a frozen Redis,
+ *    one more is answered `503 unavailable` (with `Retry-After`) at once,
+ *    before any waiting call is answered; once Redis is back the API serves.
+ * 4. LOG_BUFFER_LINES: while nobody reads the host's stderr (the pipe is
  *    full), a flood of debug lines does not stop the host: a flooding socket
  *    and other sockets are answered, a new socket connects, `/healthz`
  *    answers. Once stderr is read again the host reports the lines it
@@ -33,6 +36,7 @@ import assert from 'node:assert/strict';
 import {
   Harness,
   SLOW_ENV,
+  apiRequest,
   assertError,
   getText,
   httpStatus,
@@ -252,6 +256,46 @@ describe('bounds: the per-socket queue behind a frozen Redis', () => {
       const served = arrivals.filter((i) => !limited.includes(i));
       assert.deepEqual(served, [...served].sort((a, b) => a - b), `the admitted requests are answered in send order: ${show(arrivals)}`);
       assert.equal(c.connected, true, 'a rate-limited socket stays connected');
+    }),
+  );
+
+  it(
+    'API_MAX_IN_FLIGHT = 4: with 4 Server API calls waiting on a frozen Redis, 16 more are answered 503 unavailable with Retry-After at once, before any waiting one; after the thaw the API serves',
+    TEST_TIMEOUT,
+    h.wrap(async () => {
+      const MAX = 4;
+      const MORE = 16;
+      const KEY = `key-${uid('api')}`;
+      const host = await h.startHost('bounds-api', {
+        redis: true,
+        env: { ...SLOW_ENV, API_KEY: KEY, API_MAX_IN_FLIGHT: MAX, REDIS_TIMEOUT_MS, ADAPTER_GAP_POLICY: 'keep' },
+      });
+      const room = uid('api-room');
+      const stats = () => apiRequest(host, `/api/v1/default/rooms/${room}/stats`, { method: 'GET', key: KEY, timeoutMs: LONG_ACK_MS });
+      assert.equal((await stats()).status, 200, 'stats answer with Redis up');
+
+      freeze();
+      // All at once: the node admits exactly MAX (their Redis reads wait on the frozen
+      // Redis until REDIS_TIMEOUT_MS) and refuses the rest on arrival.
+      const order = [];
+      const calls = Array.from({ length: MAX + MORE }, (_, i) => stats().then((res) => (order.push(i), res)));
+      const answers = await Promise.all(calls);
+      thaw();
+      const refusedAt = (res) => res.status === 503 && /API_MAX_IN_FLIGHT/.test(res.body?.error?.message ?? '');
+      const refused = answers.map((res, i) => (refusedAt(res) ? i : -1)).filter((i) => i >= 0);
+      const held = answers.map((res, i) => (refusedAt(res) ? -1 : i)).filter((i) => i >= 0);
+      assert.equal(refused.length, MORE, `exactly ${MORE} of ${MAX + MORE} calls refused: ${show(answers.map((r) => [r.status, r.body?.error?.message]))}`);
+      for (const i of refused) {
+        assertError(answers[i].body, 'unavailable', 'a call beyond API_MAX_IN_FLIGHT');
+        assert.equal(answers[i].headers.get('retry-after'), '1', 'a refusal says when to retry');
+      }
+      for (const i of held) {
+        assert.ok([200, 503].includes(answers[i].status), `a held call is answered: ${answers[i].status} ${answers[i].text}`);
+      }
+      const lastRefusal = Math.max(...refused.map((i) => order.indexOf(i)));
+      const firstHeld = Math.min(...held.map((i) => order.indexOf(i)));
+      assert.ok(lastRefusal < firstHeld, `every refusal arrived before any held call was answered: ${show(order)}`);
+      await waitUntil(async () => (await stats()).status === 200, { what: 'the API to serve again after the thaw' });
     }),
   );
 });

@@ -2007,7 +2007,7 @@ export function makeKeyPair(kind, kid = uid(`${kind}-key`)) {
  * given, is sent as `Authorization: Bearer <key>` (`headers` may set any
  * Authorization instead); `body` is sent as JSON, `raw` (a string or Buffer) as
  * it is, both as `Content-Type: application/json`. Resolves with
- * `{ status, body, text }`, `body` the parsed JSON (or `undefined` when the
+ * `{ status, body, text, headers }`, `body` the parsed JSON (or `undefined` when the
  * answer is not JSON); bounded, so a wedged host fails the test.
  */
 export async function apiRequest(host, path, { method = 'POST', key, body, raw, headers = {}, timeoutMs = 15_000 } = {}) {
@@ -2025,7 +2025,7 @@ export async function apiRequest(host, path, { method = 'POST', key, body, raw, 
   } catch {
     parsed = undefined;
   }
-  return { status: res.status, body: parsed, text };
+  return { status: res.status, body: parsed, text, headers: res.headers };
 }
 
 /**

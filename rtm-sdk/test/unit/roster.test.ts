@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Roster } from '../../src/roster.js';
+import { Roster, diffRosters } from '../../src/roster.js';
 import { member, presence } from './helpers.js';
 
 describe('Roster', () => {
@@ -66,5 +66,23 @@ describe('Roster', () => {
     roster.apply(presence({ type: 'leave', roomId: 'r', userId: 'alice', connId: 'c1' }));
     expect(copy.size).toBe(1);
     expect(roster.size).toBe(0);
+  });
+
+  it('diffs two rosters by connId, ignoring lastSeen and key order', () => {
+    const before = new Map([
+      ['c1', member('c1', 'alice', { a: 1, b: [1, 2] }, 1, 100)],
+      ['c2', member('c2', 'bob')],
+      ['c3', member('c3', 'carol', { x: 1 })],
+    ]);
+    const after = new Map([
+      ['c1', member('c1', 'alice', { b: [1, 2], a: 1 }, 1, 999)],
+      ['c3', member('c3', 'carol', { x: 2 })],
+      ['c4', member('c4', 'dave')],
+    ]);
+    const diff = diffRosters(before, after);
+    expect(diff.joined.map((m) => m.connId)).toEqual(['c4']);
+    expect(diff.left.map((m) => m.connId)).toEqual(['c2']);
+    expect(diff.updated.map((m) => m.connId)).toEqual(['c3']);
+    expect(diffRosters(after, new Map(after))).toEqual({ joined: [], left: [], updated: [] });
   });
 });

@@ -44,14 +44,19 @@ impl Scrape {
     /// (or its whole family) does not exist yet: counters and histograms appear at
     /// their first event.
     /// Every series carries its tenant; the single-tenant host's is `default`.
+    /// The sample of `family{labels}`: the default tenant's unless `labels` name one, or
+    /// the node-wide sample (no `tenant` label: connections, the adapter).
     fn get(&self, family: &str, labels: &[(&str, &str)]) -> f64 {
-        let mut labels = labels.to_vec();
-        if !labels.iter().any(|(k, _)| *k == "tenant") {
-            labels.push(("tenant", "default"));
+        let mut tenant = labels.to_vec();
+        if !tenant.iter().any(|(k, _)| *k == "tenant") {
+            tenant.push(("tenant", "default"));
         }
-        self.families
-            .get(family)
-            .and_then(|(_, series)| series.get(&labels_of(&labels)))
+        let series = self.families.get(family).map(|(_, series)| series);
+        series
+            .and_then(|s| {
+                s.get(&labels_of(&tenant))
+                    .or_else(|| s.get(&labels_of(labels)))
+            })
             .copied()
             .unwrap_or_default()
     }
@@ -227,10 +232,19 @@ async fn every_family_moves_when_its_event_happens() {
         .expect("trap loaded", "rtm_plugin_reloads", &trap, 1.0)
         .await;
 
-    // A socket connects.
+    // A socket connects: a TCP connection accepted, one more open (its WebSocket).
     let sockets = s0.get("rtm_sockets_connected", &[]);
+    let accepted = [("outcome", "accepted")];
+    let (conns, open) = (
+        s0.get("rtm_http_connections", &accepted),
+        s0.get("rtm_http_connections_open", &[]),
+    );
     let a = RustClient::connect(&p.host.url).await;
     p.expect("a connected", "rtm_sockets_connected", &[], sockets + 1.0)
+        .await;
+    p.expect_above("a accepted", "rtm_http_connections", &accepted, conns)
+        .await;
+    p.expect_above("a open", "rtm_http_connections_open", &[], open)
         .await;
 
     // A request that succeeds and one that is refused, each counted under its code, each
@@ -380,6 +394,7 @@ async fn every_family_moves_when_its_event_happens() {
         "rtm_plugin_rejected",
         "rtm_plugin_reloads",
         "rtm_plugin_load_failures",
+        "rtm_http_connections",
     ] {
         assert_eq!(last.kind(family), OpenMetricsType::Counter, "{family}");
     }
@@ -404,6 +419,7 @@ async fn every_family_moves_when_its_event_happens() {
         "rtm_sockets_connected",
         "rtm_plugin_quarantined",
         "rtm_plugin_warm_instances",
+        "rtm_http_connections_open",
     ] {
         assert_eq!(last.kind(family), OpenMetricsType::Gauge, "{family}");
     }

@@ -22,7 +22,6 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -31,6 +30,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_io_timeout::TimeoutStream;
+
+use crate::metrics::OutcomeLabel;
 
 /// What one connection may cost before and while it is served.
 #[derive(Clone, Copy, Debug)]
@@ -45,11 +46,6 @@ pub struct ConnLimits {
     pub max: usize,
     /// `TCP_NODELAY` on every accepted socket.
     pub nodelay: bool,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
 }
 
 /// The node's connection counters, rendered on `/metrics`.
@@ -77,10 +73,7 @@ impl ConnMetrics {
             "TCP connections open now, upgraded WebSockets included",
             self.open.clone(),
         );
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode_registry(&mut text, &registry).is_ok() {
-            out.push_str(text.trim_end_matches("# EOF\n"));
-        }
+        crate::metrics::append_registry(&registry, out);
     }
 }
 

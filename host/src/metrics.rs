@@ -24,6 +24,21 @@ pub struct OpOnly {
     pub op: &'static str,
 }
 
+/// What became of a node-wide event (an accepted connection, an adapter message).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// Appends `registry` in text exposition format, without its `# EOF`, to `out`: node-wide
+/// families rendered after the tenants' on `/metrics`.
+pub fn append_registry(registry: &Registry, out: &mut String) {
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode_registry(&mut text, registry).is_ok() {
+        out.push_str(text.trim_end_matches("# EOF\n"));
+    }
+}
+
 /// A webhook event's fate.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HookOutcome {

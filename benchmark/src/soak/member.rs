@@ -99,6 +99,19 @@ impl Shared {
     }
 }
 
+/// How the soak connects to a node: the default namespace, no auth.
+pub fn client_options(addr: std::net::SocketAddr, ack_timeout: Duration) -> ClientOptions {
+    ClientOptions {
+        addr,
+        authority: addr.to_string(),
+        path: "/socket.io/".into(),
+        namespace: "/".into(),
+        auth: None,
+        connect_timeout: Duration::from_secs(10),
+        ack_timeout,
+    }
+}
+
 /// The room name of room number `r`.
 pub fn room_name(r: u32) -> String {
     format!("soak-{r}")
@@ -206,15 +219,7 @@ impl Member {
             };
             self.conns += 1;
             let conn = (self.id, self.conns);
-            let opts = ClientOptions {
-                addr,
-                authority: addr.to_string(),
-                path: "/socket.io/".into(),
-                namespace: "/".into(),
-                auth: None,
-                connect_timeout: Duration::from_secs(10),
-                ack_timeout: self.shared.ack_timeout,
-            };
+            let opts = client_options(addr, self.shared.ack_timeout);
             let sink = Arc::new(Sink {
                 ledger: self.shared.ledger.clone(),
                 conn,

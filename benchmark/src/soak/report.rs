@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::faults::{self, Sample, Timeline};
 use super::fleet::Fleet;
 use super::ledger::Verdict;
-use super::member::{Shared, room_name};
-use crate::client::{Client, ClientOptions, NoEvents};
+use super::member::{Shared, client_options, room_name};
+use crate::client::{Client, NoEvents};
 
 /// RSS after the soak may exceed warm-up's by this share.
 const RSS_SLACK: f64 = 0.10;
@@ -66,15 +66,7 @@ async fn converge(fleet: &Fleet, shared: &Shared, within: Duration) -> anyhow::R
             .dir
             .addr(i)
             .ok_or_else(|| anyhow::anyhow!("node {i} has no address"))?;
-        let opts = ClientOptions {
-            addr,
-            authority: addr.to_string(),
-            path: "/socket.io/".into(),
-            namespace: "/".into(),
-            auth: None,
-            connect_timeout: Duration::from_secs(10),
-            ack_timeout: Duration::from_secs(10),
-        };
+        let opts = client_options(addr, Duration::from_secs(10));
         probes.push(Client::connect(&opts, None, Arc::new(NoEvents)).await?);
     }
     let began = Instant::now();

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::Message;
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use socketioxide_redis::drivers::fred::FredError;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{broadcast, mpsc};
+
+use crate::metrics::OutcomeLabel;
 
 type Routes = HashMap<String, mpsc::Sender<ChanItem>>;
 
@@ -45,11 +46,6 @@ impl Outcome {
             Outcome::Lagged => "dropped_lagged",
         }
     }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabel {
-    outcome: &'static str,
 }
 
 /// Per-node counters of the adapter's incoming messages.
@@ -84,10 +80,7 @@ impl AdapterMetrics {
             "Cross-node messages this node received, by outcome: queued for the adapter, dropped_full (the channel's queue, ADAPTER_STREAM_BUFFER, was full), dropped_lagged (the subscriber's broadcast overflowed)",
             self.messages.clone(),
         );
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode_registry(&mut text, &registry).is_ok() {
-            out.push_str(text.trim_end_matches("# EOF\n"));
-        }
+        crate::metrics::append_registry(&registry, out);
     }
 }
 

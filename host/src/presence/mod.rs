@@ -668,8 +668,14 @@ mod tests {
     use serde_json::value::RawValue;
     use std::sync::atomic::AtomicBool;
 
-    /// A node with no sockets: emits go nowhere, local joins succeed.
-    struct Silent;
+    /// A node with no sockets: emits go nowhere, local joins succeed. `unpublishable`:
+    /// publishing to the other nodes fails (Redis unreachable); `local` counts what it
+    /// delivers to its own sockets instead.
+    #[derive(Default)]
+    struct Silent {
+        unpublishable: bool,
+        local: std::sync::atomic::AtomicUsize,
+    }
 
     #[async_trait::async_trait]
     impl Fanout for Silent {
@@ -680,9 +686,15 @@ mod tests {
             _: &str,
             _: &RawValue,
         ) -> Result<(), FanoutError> {
+            if self.unpublishable {
+                return Err(FanoutError::Remote(
+                    "Timeout Error: Request timed out.".into(),
+                ));
+            }
             Ok(())
         }
         async fn to_room_local(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
+            self.local.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
         async fn to_socket(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
@@ -724,7 +736,13 @@ mod tests {
             max_id_len: 128,
             max_state_bytes: 4096,
         };
-        Presence::new(store, Arc::new(Silent), limits, "n".into(), Duration::ZERO)
+        Presence::new(
+            store,
+            Arc::new(Silent::default()),
+            limits,
+            "n".into(),
+            Duration::ZERO,
+        )
     }
 
     /// The memory store, with joins that fail (`unavailable`) while `down` is set.
@@ -798,66 +816,15 @@ mod tests {
         assert_eq!(p.user_of("s").as_deref(), Some("bob"));
     }
 
-    /// A node whose publishes to the other nodes fail (Redis unreachable): counts what
-    /// it delivers to its own sockets.
-    #[derive(Default)]
-    struct Unpublishable {
-        local: std::sync::atomic::AtomicUsize,
-    }
-
-    #[async_trait::async_trait]
-    impl Fanout for Unpublishable {
-        async fn to_room(
-            &self,
-            _: &str,
-            _: Option<&str>,
-            _: &str,
-            _: &RawValue,
-        ) -> Result<(), FanoutError> {
-            Err(FanoutError::Remote(
-                "Timeout Error: Request timed out.".into(),
-            ))
-        }
-        async fn to_room_local(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
-            self.local.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-        async fn to_socket(&self, _: &str, _: &str, _: &RawValue) -> Result<(), FanoutError> {
-            Ok(())
-        }
-        async fn to_all(&self, _: &str, _: &RawValue) -> Result<(), FanoutError> {
-            Ok(())
-        }
-        fn join_local(&self, _: &str, _: &str) -> bool {
-            true
-        }
-        fn leave_local(&self, _: &str, _: &str) {}
-        fn in_room_local(&self, _: &str, _: &str) -> bool {
-            false
-        }
-        async fn members(&self, _: &str) -> Result<Vec<String>, FanoutError> {
-            Ok(Vec::new())
-        }
-        async fn to_room_except_room(
-            &self,
-            _: &str,
-            _: &str,
-            _: &str,
-            _: &RawValue,
-        ) -> Result<(), FanoutError> {
-            Ok(())
-        }
-        async fn disconnect_room(&self, _: &str) -> Result<(), FanoutError> {
-            Ok(())
-        }
-    }
-
     /// The soak found committed changes whose broadcast vanished: the adapter publishes
     /// before it delivers locally, so a publish that timed out left even the node's own
     /// sockets without the event.
     #[tokio::test]
     async fn a_committed_change_whose_publish_fails_still_reaches_this_nodes_sockets() {
-        let fanout = Arc::new(Unpublishable::default());
+        let fanout = Arc::new(Silent {
+            unpublishable: true,
+            ..Silent::default()
+        });
         let limits = Limits {
             max_id_len: 128,
             max_state_bytes: 4096,

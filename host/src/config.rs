@@ -10,6 +10,25 @@ use clap::{Parser, error::ContextKind, error::ContextValue};
 /// Redis connections, plugin files and their compiled-code cache, the watcher, logs.
 pub const FD_RESERVE: usize = 256;
 
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (distributions start
+/// processes at a soft 1,024 with a hard limit far above), so every connection the
+/// machine allows can be served and the default `HTTP_MAX_CONNECTIONS` follows the real
+/// limit. Call it once at start, before anything reads the limit; a refusal changes
+/// nothing.
+pub fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.maximum.is_some() && limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+}
+
 /// The soft `RLIMIT_NOFILE` of this process, when it has one.
 fn open_file_limit() -> Option<usize> {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
@@ -73,7 +92,7 @@ pub struct Config {
     /// TCP connections this node holds open at once, upgraded WebSockets included; one
     /// accepted beyond it is closed at once and counted
     /// (`rtm_http_connections_total{outcome="refused_full"}`). Unset: the process's
-    /// open-file limit less [`FD_RESERVE`], so the node refuses cleanly before `accept`
+    /// open-file limit (raised to its hard limit at start) less [`FD_RESERVE`], so the node refuses cleanly before `accept`
     /// runs out of descriptors that Redis, plugins and the watcher need; `0`: no limit.
     #[arg(long, env = "HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<u64>,

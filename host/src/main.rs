@@ -36,6 +36,7 @@ const DROPS_CHECKED_EVERY: Duration = Duration::from_secs(5);
 const LAST_LINE_WAIT: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
+    rtm_host::config::raise_open_file_limit();
     let cfg = Config::from_env_and_args();
     let logs = start_logging(&cfg);
     let outcome = run(cfg);
